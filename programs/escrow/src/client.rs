@@ -1,0 +1,155 @@
+//! Instruction builders for off-chain callers (tests, the relayer, the CLI), made from the
+//! program's own generated account and instruction types so nothing is copied by hand.
+use anchor_lang::{
+    prelude::Pubkey, solana_program::instruction::Instruction, system_program, InstructionData,
+    ToAccountMetas,
+};
+
+use crate::{
+    accounts, instruction,
+    state::{Escrow, Outcome, ESCROW_SEED, VAULT_SEED},
+    CreateArgs, ID,
+};
+
+pub fn escrow_address(buyer: &Pubkey, id: u64) -> (Pubkey, u8) {
+    Pubkey::find_program_address(&[ESCROW_SEED, buyer.as_ref(), &id.to_le_bytes()], &ID)
+}
+
+pub fn vault_address(escrow: &Pubkey) -> (Pubkey, u8) {
+    Pubkey::find_program_address(&[VAULT_SEED, escrow.as_ref()], &ID)
+}
+
+fn ix(accounts: impl ToAccountMetas, data: impl InstructionData) -> Instruction {
+    Instruction {
+        program_id: ID,
+        accounts: accounts.to_account_metas(None),
+        data: data.data(),
+    }
+}
+
+pub fn create(
+    buyer: &Pubkey,
+    mint: &Pubkey,
+    token_program: &Pubkey,
+    args: CreateArgs,
+) -> Instruction {
+    let escrow = escrow_address(buyer, args.id).0;
+    let accounts = accounts::Create {
+        buyer: *buyer,
+        escrow,
+        mint: *mint,
+        vault: vault_address(&escrow).0,
+        token_program: *token_program,
+        system_program: system_program::ID,
+    };
+    ix(accounts, instruction::Create { args })
+}
+
+/// The addresses a deal's instructions need, as recorded in its escrow account.
+#[derive(Clone, Copy, Debug)]
+pub struct Deal {
+    pub escrow: Pubkey,
+    pub buyer: Pubkey,
+    pub seller: Pubkey,
+    pub mint: Pubkey,
+    pub vault: Pubkey,
+    pub token_program: Pubkey,
+}
+
+impl Deal {
+    pub fn from_state(escrow: Pubkey, state: &Escrow) -> Self {
+        Self {
+            escrow,
+            buyer: state.buyer,
+            seller: state.seller,
+            mint: state.mint,
+            vault: state.vault,
+            token_program: state.token_program,
+        }
+    }
+
+    pub fn deposit(&self, buyer_token: &Pubkey) -> Instruction {
+        let accounts = accounts::Deposit {
+            buyer: self.buyer,
+            escrow: self.escrow,
+            mint: self.mint,
+            buyer_token: *buyer_token,
+            vault: self.vault,
+            token_program: self.token_program,
+        };
+        ix(accounts, instruction::Deposit {})
+    }
+
+    pub fn cancel(&self, buyer_token: &Pubkey) -> Instruction {
+        let accounts = accounts::Cancel {
+            buyer: self.buyer,
+            escrow: self.escrow,
+            mint: self.mint,
+            buyer_token: *buyer_token,
+            vault: self.vault,
+            token_program: self.token_program,
+        };
+        self.with_writable_mint(ix(accounts, instruction::Cancel {}))
+    }
+
+    pub fn approve(&self, approver: &Pubkey, outcome: Outcome) -> Instruction {
+        let accounts = accounts::Approve {
+            approver: *approver,
+            escrow: self.escrow,
+        };
+        ix(accounts, instruction::Approve { outcome })
+    }
+
+    pub fn revoke(&self, approver: &Pubkey, outcome: Outcome) -> Instruction {
+        let accounts = accounts::Revoke {
+            approver: *approver,
+            escrow: self.escrow,
+        };
+        ix(accounts, instruction::Revoke { outcome })
+    }
+
+    pub fn dispute(&self, party: &Pubkey) -> Instruction {
+        let accounts = accounts::Dispute {
+            party: *party,
+            escrow: self.escrow,
+        };
+        ix(accounts, instruction::Dispute {})
+    }
+
+    pub fn release(&self, seller_token: &Pubkey) -> Instruction {
+        let accounts = accounts::Release {
+            escrow: self.escrow,
+            buyer: self.buyer,
+            mint: self.mint,
+            seller_token: *seller_token,
+            vault: self.vault,
+            token_program: self.token_program,
+        };
+        self.with_writable_mint(ix(accounts, instruction::Release {}))
+    }
+
+    pub fn refund(&self, caller: &Pubkey, buyer_token: &Pubkey) -> Instruction {
+        let accounts = accounts::Refund {
+            caller: *caller,
+            escrow: self.escrow,
+            buyer: self.buyer,
+            mint: self.mint,
+            buyer_token: *buyer_token,
+            vault: self.vault,
+            token_program: self.token_program,
+        };
+        self.with_writable_mint(ix(accounts, instruction::Refund {}))
+    }
+
+    /// Token-2022 vaults may hold withheld transfer fees, which the program harvests to the mint
+    /// before closing the vault; that needs the mint writable. SPL Token mints stay read-only so
+    /// payouts do not write-lock a busy mint.
+    fn with_writable_mint(&self, mut ix: Instruction) -> Instruction {
+        if self.token_program == anchor_spl::token_2022::ID {
+            for meta in ix.accounts.iter_mut().filter(|m| m.pubkey == self.mint) {
+                meta.is_writable = true;
+            }
+        }
+        ix
+    }
+}

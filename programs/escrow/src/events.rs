@@ -1,0 +1,90 @@
+//! One event per state change, with what an auditor needs to follow the money.
+//!
+//! Emitted with `emit!` (program logs), not `emit_cpi!`: a self-CPI costs ~5k CU and an extra
+//! account on every instruction, and these events stay far below the log truncation limit.
+//! Clients that must not depend on logs read the escrow account itself.
+use anchor_lang::prelude::*;
+
+use crate::state::{Outcome, Party, RefundReason};
+
+#[event]
+pub struct Created {
+    pub escrow: Pubkey,
+    pub buyer: Pubkey,
+    pub seller: Pubkey,
+    pub mint: Pubkey,
+    pub token_program: Pubkey,
+    pub vault: Pubkey,
+    pub id: u64,
+    pub amount: u64,
+    pub deal_ref: [u8; 32],
+    pub approvers: Vec<Pubkey>,
+    pub threshold: u8,
+    pub timelock_secs: u32,
+    pub refund_after: i64,
+}
+
+#[event]
+pub struct Deposited {
+    pub escrow: Pubkey,
+    pub buyer: Pubkey,
+    /// What left the buyer's account.
+    pub amount: u64,
+    /// What the vault received (less any transfer fee).
+    pub received: u64,
+}
+
+#[event]
+pub struct Approved {
+    pub escrow: Pubkey,
+    pub approver: Pubkey,
+    pub outcome: Outcome,
+    pub approvals: u8,
+    pub threshold: u8,
+}
+
+#[event]
+pub struct Revoked {
+    pub escrow: Pubkey,
+    pub approver: Pubkey,
+    pub outcome: Outcome,
+    pub approvals: u8,
+}
+
+#[event]
+pub struct Scheduled {
+    pub escrow: Pubkey,
+    pub outcome: Outcome,
+    pub eta: i64,
+}
+
+#[event]
+pub struct Disputed {
+    pub escrow: Pubkey,
+    pub by: Party,
+    pub cancelled: Outcome,
+}
+
+#[event]
+pub struct Released {
+    pub escrow: Pubkey,
+    pub seller: Pubkey,
+    pub seller_token_account: Pubkey,
+    /// Tokens that left the vault (the seller gets this less any transfer fee).
+    pub amount: u64,
+}
+
+#[event]
+pub struct Refunded {
+    pub escrow: Pubkey,
+    pub buyer: Pubkey,
+    pub buyer_token_account: Pubkey,
+    pub amount: u64,
+    pub reason: RefundReason,
+}
+
+#[event]
+pub struct Cancelled {
+    pub escrow: Pubkey,
+    pub buyer: Pubkey,
+}

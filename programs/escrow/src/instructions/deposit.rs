@@ -1,0 +1,79 @@
+use anchor_lang::prelude::*;
+use anchor_spl::token_interface::{
+    transfer_checked, TokenAccount, TokenInterface, TransferChecked,
+};
+
+use crate::{errors::EscrowError, events, state::*};
+
+#[derive(Accounts)]
+pub struct Deposit<'info> {
+    pub buyer: Signer<'info>,
+    #[account(
+        mut,
+        has_one = buyer @ EscrowError::WrongBuyer,
+        has_one = mint @ EscrowError::WrongMint,
+        has_one = vault @ EscrowError::WrongVault,
+        has_one = token_program @ EscrowError::WrongTokenProgram,
+    )]
+    pub escrow: AccountLoader<'info, Escrow>,
+    /// CHECK: equal to the escrow's mint (has_one); the token program checks the rest.
+    pub mint: UncheckedAccount<'info>,
+    #[account(
+        mut,
+        token::mint = mint,
+        token::authority = buyer,
+        token::token_program = token_program,
+    )]
+    pub buyer_token: InterfaceAccount<'info, TokenAccount>,
+    #[account(mut)]
+    pub vault: InterfaceAccount<'info, TokenAccount>,
+    pub token_program: Interface<'info, TokenInterface>,
+}
+
+impl Deposit<'_> {
+    fn validate(&self) -> Result<()> {
+        let escrow = self.escrow.load()?;
+        require!(
+            escrow.status() == EscrowStatus::AwaitingDeposit,
+            EscrowError::AlreadyFunded
+        );
+        Ok(())
+    }
+
+    /// Moves exactly `amount` from the buyer into the vault and records what arrived.
+    #[access_control(ctx.accounts.validate())]
+    pub fn deposit(ctx: Context<Self>) -> Result<()> {
+        let accounts = ctx.accounts;
+        let mut escrow = accounts.escrow.load_mut()?;
+        let before = accounts.vault.amount;
+        let transfer = TransferChecked {
+            from: accounts.buyer_token.to_account_info(),
+            mint: accounts.mint.to_account_info(),
+            to: accounts.vault.to_account_info(),
+            authority: accounts.buyer.to_account_info(),
+        };
+        transfer_checked(
+            CpiContext::new(accounts.token_program.key(), transfer),
+            escrow.amount,
+            escrow.decimals,
+        )?;
+        accounts.vault.reload()?;
+        // A Token-2022 transfer fee is withheld in the vault: count only what is spendable.
+        let received = accounts
+            .vault
+            .amount
+            .checked_sub(before)
+            .ok_or(EscrowError::ArithmeticOverflow)?;
+        require!(received > 0, EscrowError::NothingReceived);
+        escrow.received = received;
+        escrow.status = EscrowStatus::Funded as u8;
+
+        emit!(events::Deposited {
+            escrow: accounts.escrow.key(),
+            buyer: escrow.buyer,
+            amount: escrow.amount,
+            received,
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,3 @@
+pub mod escrow;
+
+pub use escrow::*;

@@ -67,18 +67,19 @@ pub fn measure() -> Vec<Measurement> {
     out
 }
 
-/// Budgets just above the figures measured when they were set; raise one only with a reason.
+/// Budgets ~3% above the figures measured when they were set (LiteSVM 0.16, p-token, the fixture's
+/// fixed keys, the registry-built `.so`); raise one only with a reason in the commit.
 pub mod budgets {
-    pub const CREATE: u64 = 100_000;
-    pub const DEPOSIT: u64 = 100_000;
-    pub const CREATE_DEPOSIT: u64 = 100_000;
-    pub const APPROVE: u64 = 100_000;
-    pub const APPROVE_SCHEDULES: u64 = 100_000;
-    pub const REVOKE: u64 = 100_000;
-    pub const DISPUTE: u64 = 100_000;
-    pub const RELEASE: u64 = 100_000;
-    pub const REFUND: u64 = 100_000;
-    pub const CANCEL: u64 = 100_000;
+    pub const CREATE: u64 = 16_200;
+    pub const DEPOSIT: u64 = 5_800;
+    pub const CREATE_DEPOSIT: u64 = 22_000;
+    pub const APPROVE: u64 = 1_600;
+    pub const APPROVE_SCHEDULES: u64 = 1_900;
+    pub const REVOKE: u64 = 1_450;
+    pub const DISPUTE: u64 = 1_450;
+    pub const RELEASE: u64 = 8_200;
+    pub const REFUND: u64 = 8_400;
+    pub const CANCEL: u64 = 6_100;
 }
 
 /// The table the README carries.

@@ -127,15 +127,16 @@ fn arbitrary_cpi() {
 #[test]
 fn duplicate_mutable_accounts() {
     let mut w = ready_to_release();
-    // The vault passed as the seller's account too: Anchor refuses one account in two
-    // mutable slots before any handler runs.
+    // The vault passed as the seller's account too. Every mutable slot is pinned to a recorded
+    // address or token owner, so an alias always breaks one of those checks.
     let r = w.svm.send(&[w.deal.release(&w.deal.vault)], &[]);
-    assert_anchor_error(r, AnchorError::ConstraintDuplicateMutableAccount);
-    // And as the buyer's source account on deposit.
+    assert_escrow_error(r, EscrowError::WrongSellerTokenAccount);
+    assert_eq!(w.svm.token_balance(&w.deal.vault), AMOUNT);
+    // And as the buyer's source account on deposit: its token owner is the escrow, not the buyer.
     let mut v = World::new();
     v.create().unwrap();
     let r = v.svm.send(&[v.deal.deposit(&v.deal.vault)], &[&v.buyer]);
-    assert_anchor_error(r, AnchorError::ConstraintDuplicateMutableAccount);
+    assert_anchor_error(r, AnchorError::ConstraintTokenOwner);
 }
 
 #[test]

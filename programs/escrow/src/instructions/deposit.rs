@@ -3,6 +3,7 @@ use anchor_spl::token_interface::{
     transfer_checked, TokenAccount, TokenInterface, TransferChecked,
 };
 
+use super::payout::vault_balance;
 use crate::{errors::EscrowError, events, state::*};
 
 #[derive(Accounts)]
@@ -25,8 +26,9 @@ pub struct Deposit<'info> {
         token::token_program = token_program,
     )]
     pub buyer_token: InterfaceAccount<'info, TokenAccount>,
+    /// CHECK: equal to the escrow's vault (has_one), which `create` made and only a payout closes.
     #[account(mut)]
-    pub vault: InterfaceAccount<'info, TokenAccount>,
+    pub vault: UncheckedAccount<'info>,
     pub token_program: Interface<'info, TokenInterface>,
 }
 
@@ -45,7 +47,7 @@ impl Deposit<'_> {
     pub fn deposit(ctx: Context<Self>) -> Result<()> {
         let accounts = ctx.accounts;
         let mut escrow = accounts.escrow.load_mut()?;
-        let before = accounts.vault.amount;
+        let before = vault_balance(&accounts.vault)?;
         let transfer = TransferChecked {
             from: accounts.buyer_token.to_account_info(),
             mint: accounts.mint.to_account_info(),
@@ -57,11 +59,8 @@ impl Deposit<'_> {
             escrow.amount,
             escrow.decimals,
         )?;
-        accounts.vault.reload()?;
         // A Token-2022 transfer fee is withheld in the vault: count only what is spendable.
-        let received = accounts
-            .vault
-            .amount
+        let received = vault_balance(&accounts.vault)?
             .checked_sub(before)
             .ok_or(EscrowError::ArithmeticOverflow)?;
         require!(received > 0, EscrowError::NothingReceived);

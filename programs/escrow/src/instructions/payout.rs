@@ -10,7 +10,7 @@ use anchor_spl::{
     },
     token_interface::{
         close_account, harvest_withheld_tokens_to_mint, transfer_checked, CloseAccount,
-        HarvestWithheldTokensToMint, TokenAccount, TransferChecked,
+        HarvestWithheldTokensToMint, TransferChecked,
     },
 };
 
@@ -19,7 +19,7 @@ use crate::errors::EscrowError;
 pub struct Payout<'a, 'info> {
     pub escrow: AccountInfo<'info>,
     pub signer_seeds: &'a [&'a [u8]],
-    pub vault: &'a InterfaceAccount<'info, TokenAccount>,
+    pub vault: AccountInfo<'info>,
     pub mint: AccountInfo<'info>,
     pub decimals: u8,
     pub token_program: AccountInfo<'info>,
@@ -34,10 +34,10 @@ impl Payout<'_, '_> {
     /// that left the vault.
     pub fn execute(self) -> Result<u64> {
         let signer = &[self.signer_seeds];
-        let amount = self.vault.amount;
+        let amount = vault_balance(&self.vault)?;
         if amount > 0 {
             let accounts = TransferChecked {
-                from: self.vault.to_account_info(),
+                from: self.vault.clone(),
                 mint: self.mint.clone(),
                 to: self.destination,
                 authority: self.escrow.clone(),
@@ -45,7 +45,7 @@ impl Payout<'_, '_> {
             let ctx = CpiContext::new_with_signer(self.token_program.key(), accounts, signer);
             transfer_checked(ctx, amount, self.decimals)?;
         }
-        if withheld_fees(&self.vault.to_account_info())? > 0 {
+        if withheld_fees(&self.vault)? > 0 {
             // Token-2022 refuses to close an account holding withheld fees; harvesting sends them
             // to the mint (permissionless) and needs the mint writable.
             require!(self.mint.is_writable, EscrowError::MintNotWritable);
@@ -54,10 +54,10 @@ impl Payout<'_, '_> {
                 mint: self.mint,
             };
             let ctx = CpiContext::new(self.token_program.key(), accounts);
-            harvest_withheld_tokens_to_mint(ctx, vec![self.vault.to_account_info()])?;
+            harvest_withheld_tokens_to_mint(ctx, vec![self.vault.clone()])?;
         }
         let accounts = CloseAccount {
-            account: self.vault.to_account_info(),
+            account: self.vault,
             destination: self.rent_to,
             authority: self.escrow,
         };
@@ -68,6 +68,20 @@ impl Payout<'_, '_> {
         ))?;
         Ok(amount)
     }
+}
+
+/// The vault's token balance, read in place. Callers have matched the vault's address against the
+/// escrow (`has_one = vault`): it is the token account `create` made, owned by the recorded token
+/// program, and only a payout can close it; SPL Token and Token-2022 share the base layout, whose
+/// `amount` is the u64 at bytes 64..72. Cheaper than unpacking the whole account.
+pub fn vault_balance(vault: &AccountInfo) -> Result<u64> {
+    let data = vault.try_borrow_data()?;
+    let bytes = data.get(64..72).ok_or(ProgramError::InvalidAccountData)?;
+    Ok(u64::from_le_bytes(
+        bytes
+            .try_into()
+            .map_err(|_| ProgramError::InvalidAccountData)?,
+    ))
 }
 
 fn withheld_fees(vault: &AccountInfo) -> Result<u64> {

@@ -30,8 +30,9 @@ pub struct Release<'info> {
         token::token_program = token_program,
     )]
     pub seller_token: InterfaceAccount<'info, TokenAccount>,
+    /// CHECK: equal to the escrow's vault (has_one), which `create` made and only a payout closes.
     #[account(mut)]
-    pub vault: InterfaceAccount<'info, TokenAccount>,
+    pub vault: UncheckedAccount<'info>,
     pub token_program: Interface<'info, TokenInterface>,
 }
 
@@ -50,7 +51,7 @@ impl Release<'_> {
         let amount = Payout {
             escrow: accounts.escrow.to_account_info(),
             signer_seeds: &escrow.signer_seeds(),
-            vault: &accounts.vault,
+            vault: accounts.vault.to_account_info(),
             mint: accounts.mint.to_account_info(),
             decimals: escrow.decimals,
             token_program: accounts.token_program.to_account_info(),

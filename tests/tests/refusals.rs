@@ -2,8 +2,10 @@
 use anchor_lang::{error::ErrorCode as AnchorError, prelude::Pubkey};
 use escrow::{errors::EscrowError, EscrowStatus, Outcome};
 use escrow_tests::{fixtures::*, MintExtension, TOKEN, TOKEN_2022};
+use solana_instruction_error::InstructionError;
 use solana_keypair::Keypair;
 use solana_signer::Signer;
+use solana_transaction_error::TransactionError;
 
 fn with_args(edit: impl FnOnce(&mut World)) -> (World, litesvm::types::TransactionResult) {
     let mut w = World::new();
@@ -364,11 +366,24 @@ fn rent_cannot_be_redirected() {
 }
 
 #[test]
-fn token_2022_mint_is_refused_by_an_spl_token_escrow_and_vice_versa() {
+fn mint_and_token_program_must_agree_at_create() {
+    // A Token-2022 mint claimed to belong to SPL Token, and an SPL Token mint claimed to belong
+    // to Token-2022: both refused, and the transaction reverts with nothing created. (The token
+    // program itself refuses to initialise a vault for a mint it does not own;
+    // Anchor runs the vault's `init` before the mint's constraint.)
     let mut w = World::with_mint(&TOKEN_2022, &[MintExtension::MintCloseAuthority]);
-    // The mint belongs to Token-2022; claiming SPL Token fails Anchor's mint check.
     w.token_program = TOKEN;
-    let r = w.create();
-    assert!(r.is_err(), "create with the wrong token program must fail");
+    assert_tx_error(
+        w.create(),
+        TransactionError::InstructionError(0, InstructionError::IncorrectProgramId),
+    );
+    assert!(w.state().is_none());
+
+    let mut w = World::new();
+    w.token_program = TOKEN_2022;
+    assert_tx_error(
+        w.create(),
+        TransactionError::InstructionError(0, InstructionError::IncorrectProgramId),
+    );
     assert!(w.state().is_none());
 }

@@ -5,6 +5,12 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+. scripts/lib/services.sh
+
+echo "== Postgres (relayer tests create a database each, on TEST_DATABASE_URL)"
+export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+ensure_postgres "$TEST_DATABASE_URL"
+drop_test_databases "$TEST_DATABASE_URL"
 
 echo "== building the program (sBPF) and its IDL"
 scripts/build-program.sh

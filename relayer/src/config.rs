@@ -1,0 +1,351 @@
+//! Configuration from the environment, with the deploy checklist's variable names.
+//!
+//! Every variable is listed in `ENV_HELP` (shown by `relayer --help`). A missing or malformed value
+//! stops start-up with one line naming the variable and what it should look like.
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+
+/// (name, meaning) of every variable the relayer reads; the `--help` text is made from this.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("DATABASE_URL", "Postgres URL, e.g. postgres://relayer@127.0.0.1:5432/relayer (required)"),
+    ("TRACKING_HMAC_SECRET", "webhook HMAC secret(s), comma-separated during rotation; `whsec_<base64>` for Standard Webhooks secrets (required by serve; >= 16 bytes each)"),
+    ("ACCESS_JWT_SECRET", "HS256 secret for operator API tokens (required by serve; >= 32 bytes)"),
+    ("ACCESS_JWT_SECRET_PREVIOUS", "the previous JWT secret, still accepted during rotation (optional)"),
+    ("OPENCLAW_EXECUTE", "true to send transactions; default false: simulate and record only"),
+    ("BIND_ADDR", "HTTP listen address (default 127.0.0.1:8080)"),
+    ("TRUST_FORWARDED_FOR", "true when behind a proxy that sets X-Forwarded-For (default false)"),
+    ("WEBHOOK_RATE_LIMIT_PER_MINUTE", "webhook requests per client IP per minute (default 600)"),
+    ("WEBHOOK_MAX_BODY_BYTES", "largest webhook body accepted (default 65536)"),
+    ("WORKERS", "job workers in this process (default 2)"),
+    ("JOB_MAX_ATTEMPTS", "attempts before a job is dead (default 8)"),
+    ("JOB_LEASE_SECS", "how long a claimed job stays locked without a heartbeat (default 60)"),
+    ("JOB_BACKOFF_BASE_MS", "first retry delay; doubles per attempt, with jitter (default 1000)"),
+    ("JOB_BACKOFF_MAX_SECS", "longest retry delay (default 600)"),
+    ("RUST_LOG", "log filter (default info); logs are JSON lines"),
+];
+
+pub fn env_help() -> String {
+    let mut s = String::from("Environment:\n");
+    for (name, meaning) in ENV_VARS {
+        s += &format!("  {name:<30} {meaning}\n");
+    }
+    s
+}
+
+/// A configuration error: one line, naming the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {var} {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+/// A secret value: never printed, not even by `{:?}`.
+#[derive(Clone)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Self(bytes.into())
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    pub url: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    pub bind: SocketAddr,
+    pub trust_forwarded_for: bool,
+    pub webhook_rate_per_minute: u32,
+    pub webhook_max_body: usize,
+    pub tracking_secrets: Vec<Secret>,
+    pub jwt_secret: Secret,
+    pub jwt_previous: Option<Secret>,
+}
+
+#[derive(Clone, Debug)]
+pub struct QueueConfig {
+    pub workers: usize,
+    pub max_attempts: i32,
+    pub lease: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            max_attempts: 8,
+            lease: Duration::from_secs(60),
+            backoff_base: Duration::from_millis(1000),
+            backoff_max: Duration::from_secs(600),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub http: HttpConfig,
+    pub queue: QueueConfig,
+    pub execute: bool,
+}
+
+/// Reads variables through `get`, so tests can configure without touching the process env.
+pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
+
+impl Env<fn(&str) -> Option<String>> {
+    pub fn process() -> Self {
+        Env(|name| std::env::var(name).ok())
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    fn raw(&self, var: &'static str) -> Option<String> {
+        (self.0)(var).filter(|v| !v.trim().is_empty())
+    }
+
+    pub fn required(&self, var: &'static str, example: &str) -> Result<String, ConfigError> {
+        self.raw(var).ok_or_else(|| ConfigError {
+            var,
+            problem: format!("is not set (e.g. {example})"),
+        })
+    }
+
+    pub fn parsed<T: FromStr>(
+        &self,
+        var: &'static str,
+        default: T,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        match self.raw(var) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|_| ConfigError {
+                var,
+                problem: format!("is {v:?}, expected {expected}"),
+            }),
+        }
+    }
+
+    pub fn flag(&self, var: &'static str) -> Result<bool, ConfigError> {
+        match self.raw(var).as_deref().map(str::trim) {
+            None => Ok(false),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some("false" | "0" | "no") => Ok(false),
+            Some(other) => Err(ConfigError {
+                var,
+                problem: format!("is {other:?}, expected true or false"),
+            }),
+        }
+    }
+
+    pub fn database(&self) -> Result<DatabaseConfig, ConfigError> {
+        let url = self.required("DATABASE_URL", "postgres://relayer@127.0.0.1:5432/relayer")?;
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError {
+                var: "DATABASE_URL",
+                problem: "must start with postgres:// or postgresql://".into(),
+            });
+        }
+        Ok(DatabaseConfig { url })
+    }
+
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let database = self.database()?;
+        let tracking_secrets = self
+            .required("TRACKING_HMAC_SECRET", "a random string of 32+ characters")?
+            .split(',')
+            .map(|s| parse_hmac_secret(s.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let jwt_secret = parse_jwt_secret(
+            "ACCESS_JWT_SECRET",
+            self.required("ACCESS_JWT_SECRET", "a random string of 32+ characters")?,
+        )?;
+        let jwt_previous = self
+            .raw("ACCESS_JWT_SECRET_PREVIOUS")
+            .map(|s| parse_jwt_secret("ACCESS_JWT_SECRET_PREVIOUS", s))
+            .transpose()?;
+        let http = HttpConfig {
+            bind: self.parsed(
+                "BIND_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+                "host:port",
+            )?,
+            trust_forwarded_for: self.flag("TRUST_FORWARDED_FOR")?,
+            webhook_rate_per_minute: self.parsed(
+                "WEBHOOK_RATE_LIMIT_PER_MINUTE",
+                600,
+                "a positive integer",
+            )?,
+            webhook_max_body: self.parsed(
+                "WEBHOOK_MAX_BODY_BYTES",
+                64 * 1024,
+                "a number of bytes",
+            )?,
+            tracking_secrets,
+            jwt_secret,
+            jwt_previous,
+        };
+        if http.webhook_rate_per_minute == 0 {
+            return Err(ConfigError {
+                var: "WEBHOOK_RATE_LIMIT_PER_MINUTE",
+                problem: "must be at least 1".into(),
+            });
+        }
+        let d = QueueConfig::default();
+        let queue = QueueConfig {
+            workers: self.parsed("WORKERS", d.workers, "a number of workers")?,
+            max_attempts: self.parsed("JOB_MAX_ATTEMPTS", d.max_attempts, "a positive integer")?,
+            lease: Duration::from_secs(self.parsed(
+                "JOB_LEASE_SECS",
+                d.lease.as_secs(),
+                "seconds",
+            )?),
+            backoff_base: Duration::from_millis(self.parsed(
+                "JOB_BACKOFF_BASE_MS",
+                1000,
+                "milliseconds",
+            )?),
+            backoff_max: Duration::from_secs(self.parsed(
+                "JOB_BACKOFF_MAX_SECS",
+                d.backoff_max.as_secs(),
+                "seconds",
+            )?),
+        };
+        if queue.max_attempts < 1 {
+            return Err(ConfigError {
+                var: "JOB_MAX_ATTEMPTS",
+                problem: "must be at least 1".into(),
+            });
+        }
+        if queue.lease < Duration::from_secs(5) {
+            return Err(ConfigError {
+                var: "JOB_LEASE_SECS",
+                problem: "must be at least 5".into(),
+            });
+        }
+        Ok(Config {
+            database,
+            http,
+            queue,
+            execute: self.flag("OPENCLAW_EXECUTE")?,
+        })
+    }
+}
+
+/// A plain secret is used as bytes; `whsec_<base64>` (Standard Webhooks) is decoded first.
+fn parse_hmac_secret(value: &str) -> Result<Secret, ConfigError> {
+    use base64::Engine;
+    let var = "TRACKING_HMAC_SECRET";
+    let bytes = match value.strip_prefix("whsec_") {
+        Some(b64) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| ConfigError {
+                var,
+                problem: "has a whsec_ value that is not base64".into(),
+            })?,
+        None => value.as_bytes().to_vec(),
+    };
+    if bytes.len() < 16 {
+        return Err(ConfigError {
+            var,
+            problem: "has a secret shorter than 16 bytes".into(),
+        });
+    }
+    Ok(Secret::new(bytes))
+}
+
+fn parse_jwt_secret(var: &'static str, value: String) -> Result<Secret, ConfigError> {
+    if value.len() < 32 {
+        return Err(ConfigError {
+            var,
+            problem: "must be at least 32 characters".into(),
+        });
+    }
+    Ok(Secret::new(value.into_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> Env<impl Fn(&str) -> Option<String> + 'a> {
+        Env(move |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("DATABASE_URL", "postgres://u@h/db"),
+        ("TRACKING_HMAC_SECRET", "0123456789abcdef0123"),
+        ("ACCESS_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+    ];
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Result<Config, ConfigError> {
+        let vars: Vec<(&str, &str)> = extra.iter().chain(BASE.iter()).copied().collect();
+        let result = env(&vars).config();
+        result
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let c = with(&[]).unwrap();
+        assert!(!c.execute, "OPENCLAW_EXECUTE defaults to simulation");
+        assert_eq!(c.http.webhook_max_body, 65_536);
+        assert!(!c.http.trust_forwarded_for);
+    }
+
+    #[test]
+    fn every_bad_value_names_its_variable() {
+        for (var, value) in [
+            ("OPENCLAW_EXECUTE", "maybe"),
+            ("BIND_ADDR", "nowhere"),
+            ("WORKERS", "-1"),
+            ("JOB_MAX_ATTEMPTS", "0"),
+            ("JOB_LEASE_SECS", "1"),
+            ("WEBHOOK_RATE_LIMIT_PER_MINUTE", "0"),
+            ("TRACKING_HMAC_SECRET", "short"),
+            ("TRACKING_HMAC_SECRET", "whsec_***"),
+            ("ACCESS_JWT_SECRET", "short"),
+            ("ACCESS_JWT_SECRET_PREVIOUS", "short"),
+            ("DATABASE_URL", "mysql://x"),
+        ] {
+            let e = with(&[(var, value)]).unwrap_err();
+            assert_eq!(e.var, var, "{var}={value}: {e}");
+            assert!(!e.to_string().contains('\n'), "one line");
+        }
+        let e = env(&[]).config().unwrap_err();
+        assert_eq!(e.to_string(), "configuration: DATABASE_URL is not set (e.g. postgres://relayer@127.0.0.1:5432/relayer)");
+    }
+
+    #[test]
+    fn several_tracking_secrets_and_standard_webhooks_secrets() {
+        let c = with(&[(
+            "TRACKING_HMAC_SECRET",
+            "first-secret-0123456, whsec_MDEyMzQ1Njc4OWFiY2RlZg==",
+        )])
+        .unwrap();
+        assert_eq!(c.http.tracking_secrets.len(), 2);
+        assert_eq!(c.http.tracking_secrets[1].expose(), b"0123456789abcdef");
+        assert_eq!(
+            format!("{:?}", c.http.tracking_secrets[0]),
+            "Secret(***)",
+            "secrets never print"
+        );
+    }
+}

@@ -1,0 +1,3 @@
+pub mod offer;
+pub mod signature;
+pub mod tracking;

@@ -1,0 +1,142 @@
+//! A carrier's tracking update, parsed and checked at the edge.
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The statuses a provider may report. Anything else is a malformed request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackingStatus {
+    InTransit,
+    OutForDelivery,
+    Delivered,
+    Returned,
+    Exception,
+}
+
+impl TrackingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InTransit => "in_transit",
+            Self::OutForDelivery => "out_for_delivery",
+            Self::Delivered => "delivered",
+            Self::Returned => "returned",
+            Self::Exception => "exception",
+        }
+    }
+}
+
+/// The webhook body. Unknown fields are ignored; `details` is kept as given.
+#[derive(Debug, Deserialize)]
+pub struct TrackingEventBody {
+    /// Optional when the Standard Webhooks `webhook-id` header carries the id.
+    pub event_id: Option<String>,
+    pub tracking_number: String,
+    pub carrier: String,
+    pub status: TrackingStatus,
+    pub occurred_at: DateTime<Utc>,
+    #[serde(default)]
+    pub details: Option<serde_json::Value>,
+}
+
+/// A verified, well-formed event with its id settled.
+#[derive(Debug)]
+pub struct TrackingEvent {
+    pub event_id: String,
+    pub tracking_number: String,
+    pub carrier: String,
+    pub status: TrackingStatus,
+    pub occurred_at: DateTime<Utc>,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParseError {
+    #[error("body is not a valid tracking event: {0}")]
+    Json(String),
+    #[error("event id missing: send event_id or the webhook-id header")]
+    NoEventId,
+    #[error("{0} must be 1 to {1} characters")]
+    BadLength(&'static str, usize),
+}
+
+impl TrackingEvent {
+    /// `header_id` (Standard Webhooks `webhook-id`) wins over the body's `event_id`: it is the
+    /// value the signature covers.
+    pub fn parse(body: &[u8], header_id: Option<String>) -> Result<Self, ParseError> {
+        let parsed: TrackingEventBody =
+            serde_json::from_slice(body).map_err(|e| ParseError::Json(e.to_string()))?;
+        let payload: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| ParseError::Json(e.to_string()))?;
+        let event_id = header_id.or(parsed.event_id).ok_or(ParseError::NoEventId)?;
+        check_len("event_id", &event_id, 128)?;
+        check_len("tracking_number", &parsed.tracking_number, 64)?;
+        check_len("carrier", &parsed.carrier, 32)?;
+        Ok(Self {
+            event_id,
+            tracking_number: parsed.tracking_number,
+            // Carriers are matched case-insensitively: "UPS" and "ups" are one carrier.
+            carrier: parsed.carrier.trim().to_ascii_lowercase(),
+            status: parsed.status,
+            occurred_at: parsed.occurred_at,
+            payload,
+        })
+    }
+}
+
+pub fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), ParseError> {
+    if value.trim().is_empty() || value.len() > max {
+        return Err(ParseError::BadLength(field, max));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_ignores_unknown_fields() {
+        let body = br#"{"event_id":"e1","tracking_number":"1Z9","carrier":"ups","status":"delivered",
+                        "occurred_at":"2026-11-26T10:00:00Z","details":{"signed_by":"J"},"extra":true}"#;
+        let e = TrackingEvent::parse(body, None).unwrap();
+        assert_eq!(
+            (e.event_id.as_str(), e.status),
+            ("e1", TrackingStatus::Delivered)
+        );
+        assert_eq!(
+            TrackingEvent::parse(body, Some("h1".into()))
+                .unwrap()
+                .event_id,
+            "h1"
+        );
+    }
+
+    #[test]
+    fn refuses_missing_mistyped_or_unknown_values() {
+        let missing = br#"{"event_id":"e1","carrier":"ups","status":"delivered","occurred_at":"2026-11-26T10:00:00Z"}"#;
+        assert!(matches!(
+            TrackingEvent::parse(missing, None),
+            Err(ParseError::Json(_))
+        ));
+        let bad_status = br#"{"event_id":"e1","tracking_number":"1","carrier":"ups","status":"lost","occurred_at":"2026-11-26T10:00:00Z"}"#;
+        assert!(matches!(
+            TrackingEvent::parse(bad_status, None),
+            Err(ParseError::Json(_))
+        ));
+        let bad_time = br#"{"event_id":"e1","tracking_number":"1","carrier":"ups","status":"delivered","occurred_at":"yesterday"}"#;
+        assert!(matches!(
+            TrackingEvent::parse(bad_time, None),
+            Err(ParseError::Json(_))
+        ));
+        let no_id = br#"{"tracking_number":"1","carrier":"ups","status":"delivered","occurred_at":"2026-11-26T10:00:00Z"}"#;
+        assert_eq!(
+            TrackingEvent::parse(no_id, None).unwrap_err(),
+            ParseError::NoEventId
+        );
+        let empty = br#"{"event_id":"e1","tracking_number":" ","carrier":"ups","status":"delivered","occurred_at":"2026-11-26T10:00:00Z"}"#;
+        assert_eq!(
+            TrackingEvent::parse(empty, None).unwrap_err(),
+            ParseError::BadLength("tracking_number", 64)
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! The openclaw-escrow relayer: verified tracking webhooks, durable Postgres state, and a job
+//! queue whose workers turn deliveries into on-chain approvals.
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod metrics;
+pub mod queue;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod worker;

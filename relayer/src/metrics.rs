@@ -1,0 +1,126 @@
+//! Prometheus metrics. Counters live in the process; the gauges that describe shared state
+//! (offers by status, jobs by state, queue lag) are read from Postgres at scrape time, so every
+//! replica reports the same truth.
+use prometheus::{
+    Encoder, Gauge, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use sqlx::PgPool;
+
+use crate::domain::offer::OfferStatus;
+
+pub const JOB_STATES: [&str; 4] = ["pending", "running", "succeeded", "dead"];
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub webhooks: IntCounterVec,
+    pub job_runs: IntCounterVec,
+    pub job_retries: IntCounter,
+    pub jobs_dead: IntCounter,
+    offers: IntGaugeVec,
+    jobs: IntGaugeVec,
+    queue_lag: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("relayer".into()), None).expect("registry");
+        let webhooks = IntCounterVec::new(
+            Opts::new("webhooks_total", "Tracking webhooks by result"),
+            &["result"],
+        )
+        .expect("metric");
+        let job_runs = IntCounterVec::new(
+            Opts::new("job_runs_total", "Job attempts by outcome"),
+            &["outcome"],
+        )
+        .expect("metric");
+        let job_retries = IntCounter::new(
+            "job_retries_total",
+            "Failed job attempts scheduled for retry",
+        )
+        .expect("metric");
+        let jobs_dead = IntCounter::new(
+            "jobs_dead_total",
+            "Jobs that became dead after their last attempt",
+        )
+        .expect("metric");
+        let offers =
+            IntGaugeVec::new(Opts::new("offers", "Offers by status"), &["status"]).expect("metric");
+        let jobs =
+            IntGaugeVec::new(Opts::new("jobs", "Jobs by state"), &["state"]).expect("metric");
+        let queue_lag = Gauge::new(
+            "queue_lag_seconds",
+            "Age of the oldest runnable job (0 when none)",
+        )
+        .expect("metric");
+        for m in [
+            Box::new(webhooks.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(job_runs.clone()),
+            Box::new(job_retries.clone()),
+            Box::new(jobs_dead.clone()),
+            Box::new(offers.clone()),
+            Box::new(jobs.clone()),
+            Box::new(queue_lag.clone()),
+        ] {
+            registry.register(m).expect("register metric");
+        }
+        Self {
+            registry,
+            webhooks,
+            job_runs,
+            job_retries,
+            jobs_dead,
+            offers,
+            jobs,
+            queue_lag,
+        }
+    }
+
+    pub fn webhook(&self, result: &str) {
+        self.webhooks.with_label_values(&[result]).inc();
+    }
+
+    /// Refreshes the database gauges and renders everything in the text exposition format.
+    pub async fn render(&self, pool: &PgPool) -> sqlx::Result<String> {
+        for status in OfferStatus::ALL {
+            self.offers.with_label_values(&[status.as_str()]).set(0);
+        }
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, count(*) FROM offers GROUP BY status")
+                .fetch_all(pool)
+                .await?;
+        for (status, n) in rows {
+            self.offers.with_label_values(&[&status]).set(n);
+        }
+        for state in JOB_STATES {
+            self.jobs.with_label_values(&[state]).set(0);
+        }
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, count(*) FROM jobs GROUP BY state")
+                .fetch_all(pool)
+                .await?;
+        for (state, n) in rows {
+            self.jobs.with_label_values(&[&state]).set(n);
+        }
+        let lag: f64 = sqlx::query_scalar(
+            "SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(run_at))::float8, 0)
+             FROM jobs WHERE state = 'pending' AND run_at <= now()",
+        )
+        .fetch_one(pool)
+        .await?;
+        self.queue_lag.set(lag.max(0.0));
+
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding");
+        Ok(String::from_utf8(out).expect("prometheus text is UTF-8"))
+    }
+}

@@ -1,0 +1,309 @@
+//! A durable job queue in the relayer's own Postgres.
+//!
+//! Why not a crate: the job must be enqueued in the same transaction as the webhook event and
+//! the offer's status change, on our sqlx connection; the maintained Postgres queues either
+//! bring their own connection handling or lack leases with fencing. The whole queue is the SQL
+//! below:
+//! - `enqueue` inserts inside the caller's transaction (one job per offer and action) and
+//!   NOTIFYs `jobs`, delivered when that transaction commits;
+//! - `claim` takes the oldest runnable job with `FOR UPDATE SKIP LOCKED`, under a lease
+//!   (`locked_until`); a job whose worker died becomes claimable when its lease runs out;
+//! - `complete` / `fail` only act while the caller still holds the lease (`locked_by`), so a
+//!   worker that lost its lease cannot overwrite the new holder's work;
+//! - failures retry with exponential backoff and jitter until `max_attempts`, then the job is
+//!   dead (visible in metrics and the operator API, and retryable by an operator).
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::{config::QueueConfig, domain::offer::JobAction};
+
+pub const CHANNEL: &str = "jobs";
+
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct Job {
+    pub id: i64,
+    pub offer_id: Uuid,
+    pub action: String,
+    pub state: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at: DateTime<Utc>,
+    pub locked_by: Option<String>,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub result: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Inserts the job in the caller's transaction unless the offer already has one for this
+/// action. Returns whether a job was created.
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    offer_id: Uuid,
+    action: JobAction,
+    max_attempts: i32,
+) -> sqlx::Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO jobs (offer_id, action, max_attempts) VALUES ($1, $2, $3)
+         ON CONFLICT (offer_id, action) DO NOTHING",
+    )
+    .bind(offer_id)
+    .bind(action.as_str())
+    .bind(max_attempts)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if inserted {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANNEL)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(inserted)
+}
+
+/// Claims the oldest runnable job for `worker`: a pending job whose time has come, or a running
+/// job whose lease has expired (its worker died). The attempt is counted here, so a job that
+/// keeps killing its workers still reaches the dead state.
+pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> sqlx::Result<Option<Job>> {
+    sqlx::query_as::<_, Job>(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
+                locked_until = now() + make_interval(secs => $2), updated_at = now()
+         WHERE id = (
+             SELECT id FROM jobs
+             WHERE (state = 'pending' AND run_at <= now())
+                OR (state = 'running' AND locked_until < now())
+             ORDER BY run_at, id
+             LIMIT 1
+             FOR UPDATE SKIP LOCKED)
+         RETURNING *",
+    )
+    .bind(worker)
+    .bind(lease.as_secs_f64())
+    .fetch_optional(pool)
+    .await
+}
+
+/// Extends the lease of a job `worker` still holds; false when the lease was lost.
+pub async fn heartbeat(
+    pool: &PgPool,
+    job_id: i64,
+    worker: &str,
+    lease: Duration,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query(
+        "UPDATE jobs SET locked_until = now() + make_interval(secs => $3)
+         WHERE id = $1 AND state = 'running' AND locked_by = $2",
+    )
+    .bind(job_id)
+    .bind(worker)
+    .bind(lease.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Marks the job done; false when `worker` no longer held it (nothing changed).
+pub async fn complete(pool: &PgPool, job: &Job, worker: &str, result: &str) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
+    let r = sqlx::query(
+        "UPDATE jobs SET state = 'succeeded', result = $3, last_error = NULL, locked_by = NULL,
+                locked_until = NULL, updated_at = now()
+         WHERE id = $1 AND state = 'running' AND locked_by = $2",
+    )
+    .bind(job.id)
+    .bind(worker)
+    .bind(result)
+    .execute(&mut *tx)
+    .await?;
+    if r.rows_affected() != 1 {
+        return Ok(false);
+    }
+    record_attempt(&mut tx, job, worker, "succeeded", Some(result)).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// What `fail` did with the job.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Failed {
+    RetryAt(DateTime<Utc>),
+    Dead,
+    /// The worker had lost the lease; nothing changed.
+    LeaseLost,
+}
+
+/// Records a failed attempt: retry later with backoff, or dead after `max_attempts`.
+pub async fn fail(
+    pool: &PgPool,
+    job: &Job,
+    worker: &str,
+    error: &str,
+    cfg: &QueueConfig,
+) -> sqlx::Result<Failed> {
+    let dead = job.attempts >= job.max_attempts;
+    let delay = backoff(job.attempts, cfg);
+    let mut tx = pool.begin().await?;
+    let run_at: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "UPDATE jobs SET state = CASE WHEN $4 THEN 'dead' ELSE 'pending' END,
+                run_at = CASE WHEN $4 THEN run_at ELSE now() + make_interval(secs => $5) END,
+                last_error = $3, locked_by = NULL, locked_until = NULL, updated_at = now()
+         WHERE id = $1 AND state = 'running' AND locked_by = $2
+         RETURNING run_at",
+    )
+    .bind(job.id)
+    .bind(worker)
+    .bind(error)
+    .bind(dead)
+    .bind(delay.as_secs_f64())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(run_at) = run_at else {
+        return Ok(Failed::LeaseLost);
+    };
+    record_attempt(
+        &mut tx,
+        job,
+        worker,
+        if dead { "dead" } else { "failed" },
+        Some(error),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(if dead {
+        Failed::Dead
+    } else {
+        Failed::RetryAt(run_at)
+    })
+}
+
+async fn record_attempt(
+    conn: &mut PgConnection,
+    job: &Job,
+    worker: &str,
+    outcome: &str,
+    detail: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO job_attempts (job_id, attempt, worker, started_at, outcome, detail)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(job.id)
+    .bind(job.attempts)
+    .bind(worker)
+    .bind(job.updated_at)
+    .bind(outcome)
+    .bind(detail)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Gives a claimed job back without counting the attempt (graceful shutdown).
+pub async fn release(pool: &PgPool, job: &Job, worker: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'pending', attempts = attempts - 1, locked_by = NULL,
+                locked_until = NULL, updated_at = now()
+         WHERE id = $1 AND state = 'running' AND locked_by = $2",
+    )
+    .bind(job.id)
+    .bind(worker)
+    .execute(pool)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// An operator's retry of a dead job: pending now, attempts reset. False if it was not dead.
+pub async fn retry(pool: &PgPool, job_id: i64) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
+    let r = sqlx::query(
+        "UPDATE jobs SET state = 'pending', attempts = 0, run_at = now(), updated_at = now()
+         WHERE id = $1 AND state = 'dead'",
+    )
+    .bind(job_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Delay before attempt `attempts + 1`: base · 2^(attempts−1), capped, then "equal jitter"
+/// (a random point in its upper half) so failed jobs do not retry in lockstep.
+pub fn backoff(attempts: i32, cfg: &QueueConfig) -> Duration {
+    let exp = u32::try_from(attempts.saturating_sub(1))
+        .unwrap_or(0)
+        .min(30);
+    let full = cfg
+        .backoff_base
+        .saturating_mul(1 << exp)
+        .min(cfg.backoff_max);
+    let half = full / 2;
+    half + half.mul_f64(rand::rng().random::<f64>())
+}
+
+pub async fn get(pool: &PgPool, job_id: i64) -> sqlx::Result<Option<Job>> {
+    sqlx::query_as::<_, Job>("SELECT * FROM jobs WHERE id = $1")
+        .bind(job_id)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn list_by_state(pool: &PgPool, state: &str, limit: i64) -> sqlx::Result<Vec<Job>> {
+    sqlx::query_as::<_, Job>(
+        "SELECT * FROM jobs WHERE state = $1 ORDER BY updated_at DESC LIMIT $2",
+    )
+    .bind(state)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// When the next pending job becomes runnable, if any: how long an idle worker may sleep.
+pub async fn next_run_at(pool: &PgPool) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar(
+        "SELECT min(t) FROM (
+             SELECT min(run_at) AS t FROM jobs WHERE state = 'pending'
+             UNION ALL SELECT min(locked_until) FROM jobs WHERE state = 'running') s",
+    )
+    .fetch_one(pool)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_caps() {
+        let cfg = QueueConfig {
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(10),
+            ..Default::default()
+        };
+        for attempts in 1..=6 {
+            let full = Duration::from_secs(1 << (attempts - 1)).min(cfg.backoff_max);
+            let d = backoff(attempts, &cfg);
+            assert!(
+                d >= full / 2 && d <= full,
+                "attempt {attempts}: {d:?} not in [{:?}, {full:?}]",
+                full / 2
+            );
+        }
+        assert!(backoff(1000, &cfg) <= cfg.backoff_max);
+    }
+}

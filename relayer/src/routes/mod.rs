@@ -1,0 +1,5 @@
+pub mod health;
+pub mod jobs;
+pub mod metrics;
+pub mod offers;
+pub mod webhooks;

@@ -1,0 +1,102 @@
+//! Operator API for offers: register an escrow's shipment, and read an offer with its history.
+use axum::{
+    extract::{rejection::JsonRejection, Path, State},
+    http::StatusCode,
+    Json,
+};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::{
+    auth::Operator,
+    domain::offer::{NewOffer, NewOfferBody},
+    error::ApiError,
+    queue::Job,
+    state::AppState,
+};
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct Offer {
+    pub id: Uuid,
+    pub escrow: String,
+    pub tracking_number: String,
+    pub carrier: String,
+    pub status: String,
+    pub status_at: Option<DateTime<Utc>>,
+    pub buyer: String,
+    pub seller: String,
+    pub mint: String,
+    pub amount: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct StoredEvent {
+    pub event_id: String,
+    pub status: String,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub payload: Value,
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    Operator(operator): Operator,
+    body: Result<Json<NewOfferBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Offer>), ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let offer = NewOffer::try_from(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let row = sqlx::query_as::<_, Offer>(
+        "INSERT INTO offers (id, escrow, tracking_number, carrier, buyer, seller, mint, amount)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
+    )
+    .bind(Uuid::new_v4())
+    .bind(offer.escrow.to_string())
+    .bind(&offer.tracking_number)
+    .bind(&offer.carrier)
+    .bind(offer.buyer.to_string())
+    .bind(offer.seller.to_string())
+    .bind(offer.mint.to_string())
+    .bind(offer.amount)
+    .fetch_one(&app.pool)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => ApiError::new(
+            StatusCode::CONFLICT,
+            "an offer for this escrow or tracking number exists",
+        ),
+        _ => ApiError::from(e),
+    })?;
+    tracing::info!(%operator, offer_id = %row.id, escrow = %row.escrow, "offer registered");
+    Ok((StatusCode::CREATED, Json(row)))
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    _: Operator,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    let offer = sqlx::query_as::<_, Offer>("SELECT * FROM offers WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&app.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found("offer"))?;
+    let events = sqlx::query_as::<_, StoredEvent>(
+        "SELECT event_id, status, occurred_at, received_at, payload FROM tracking_events
+         WHERE offer_id = $1 ORDER BY occurred_at, id",
+    )
+    .bind(id)
+    .fetch_all(&app.pool)
+    .await?;
+    let jobs = sqlx::query_as::<_, Job>("SELECT * FROM jobs WHERE offer_id = $1 ORDER BY id")
+        .bind(id)
+        .fetch_all(&app.pool)
+        .await?;
+    Ok(Json(
+        json!({ "offer": offer, "events": events, "jobs": jobs }),
+    ))
+}

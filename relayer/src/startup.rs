@@ -1,0 +1,151 @@
+//! Building and running the relayer: the HTTP server, the job workers, or both.
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+    Router,
+};
+use tokio::{net::TcpListener, sync::Notify, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::Config,
+    metrics::Metrics,
+    routes,
+    state::AppState,
+    worker::{self, JobHandler, Worker},
+};
+
+/// What `relayer serve` runs in this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// HTTP server and workers.
+    All,
+    /// Only the HTTP server (webhooks, operator API, health, metrics).
+    Http,
+    /// Only job workers.
+    Worker,
+}
+
+pub fn router(state: AppState) -> Router {
+    let webhook_limit = state.config.http.webhook_max_body;
+    Router::new()
+        .route(
+            "/webhooks/tracking",
+            post(routes::webhooks::tracking).layer(DefaultBodyLimit::max(webhook_limit)),
+        )
+        .route("/v1/offers", post(routes::offers::create))
+        .route("/v1/offers/{id}", get(routes::offers::get))
+        .route("/v1/jobs", get(routes::jobs::list))
+        .route("/v1/jobs/{id}/retry", post(routes::jobs::retry))
+        .route("/healthz", get(routes::health::live))
+        .route("/readyz", get(routes::health::ready))
+        .route("/metrics", get(routes::metrics::metrics))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+pub struct Application {
+    state: AppState,
+    listener: Option<TcpListener>,
+    handler: Arc<dyn JobHandler>,
+    role: Role,
+}
+
+impl Application {
+    /// Binds the listener (when serving HTTP) so the port is known before `run`.
+    pub async fn build(
+        config: Config,
+        role: Role,
+        handler: Arc<dyn JobHandler>,
+    ) -> anyhow::Result<Self> {
+        let pool = crate::db::pool(&config.database.url)?;
+        let listener = match role {
+            Role::Worker => None,
+            _ => Some(TcpListener::bind(config.http.bind).await.map_err(|e| {
+                anyhow::anyhow!("cannot listen on BIND_ADDR {}: {e}", config.http.bind)
+            })?),
+        };
+        Ok(Self {
+            state: AppState::new(pool, config, Metrics::new()),
+            listener,
+            handler,
+            role,
+        })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Runs until `shutdown` is cancelled: the server stops taking requests and finishes those
+    /// in flight; workers stop claiming and hand back jobs they hold.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let mut tasks = JoinSet::new();
+        if self.role != Role::Http {
+            let wake = Arc::new(Notify::new());
+            tasks.spawn(worker::listen(
+                self.state.pool.clone(),
+                wake.clone(),
+                shutdown.clone(),
+            ));
+            for i in 0..self.state.config.queue.workers {
+                let worker = Worker {
+                    pool: self.state.pool.clone(),
+                    handler: self.handler.clone(),
+                    name: format!("{}-{}-{i}", hostname(), std::process::id()),
+                    config: self.state.config.queue.clone(),
+                    metrics: self.state.metrics.clone(),
+                    wake: wake.clone(),
+                };
+                tasks.spawn(worker.run(shutdown.clone()));
+            }
+        }
+        if let Some(listener) = self.listener {
+            // One rate-limit bucket per client IP: forget idle ones so memory stays bounded.
+            let limiter = self.state.webhook_limiter.clone();
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+                while tokio::select! { _ = tick.tick() => true, _ = stop.cancelled() => false } {
+                    limiter.retain_recent();
+                    limiter.shrink_to_fit();
+                }
+            });
+            tracing::info!(addr = %listener.local_addr()?, "listening");
+            let app =
+                router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+            let stop = shutdown.clone();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await?;
+        }
+        shutdown.cancelled().await;
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "relayer".into())
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+pub async fn shutdown_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight, handing back claimed jobs");
+    token.cancel();
+}

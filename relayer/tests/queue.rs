@@ -1,0 +1,278 @@
+//! The job queue against the real Postgres: races, leases, backoff, dead jobs, shutdown.
+mod support;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use relayer::{
+    queue::{self, Job},
+    startup::Role,
+    worker::{JobFuture, JobHandler},
+};
+use serde_json::Value;
+use support::*;
+use tokio::sync::Notify;
+
+/// Records every run; fails while `failing` is set; optionally blocks until released.
+#[derive(Default)]
+struct Recorder {
+    runs: Mutex<Vec<i64>>,
+    failing: AtomicBool,
+    block: Option<Arc<Notify>>,
+    started: Arc<Notify>,
+}
+
+impl JobHandler for Recorder {
+    fn run<'a>(&'a self, job: &'a Job) -> JobFuture<'a> {
+        Box::pin(async move {
+            self.runs.lock().unwrap().push(job.id);
+            self.started.notify_one();
+            if let Some(block) = &self.block {
+                block.notified().await;
+            }
+            tokio::task::yield_now().await;
+            if self.failing.load(Ordering::SeqCst) {
+                Err("chain unavailable (test)".into())
+            } else {
+                Ok(format!("ran {}", job.id))
+            }
+        })
+    }
+}
+
+async fn states(pool: &sqlx::PgPool) -> HashMap<String, i64> {
+    sqlx::query_as::<_, (String, i64)>("SELECT state, count(*) FROM jobs GROUP BY state")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+#[tokio::test]
+async fn racing_workers_in_two_processes_never_run_a_job_twice() {
+    let url = fresh_database().await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..60 {
+        ids.push(insert_job(&pool, 5).await);
+    }
+    let recorder = Arc::new(Recorder::default());
+    let mut cfg = config(&url);
+    cfg.queue.workers = 4;
+    // Two "processes", each with four workers, on one database.
+    let a = spawn(cfg.clone(), Role::Worker, recorder.clone()).await;
+    let b = spawn(cfg, Role::Worker, recorder.clone()).await;
+    eventually("all jobs succeeded", || async {
+        states(&pool).await.get("succeeded") == Some(&60)
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+    let mut runs = recorder.runs.lock().unwrap().clone();
+    runs.sort();
+    assert_eq!(runs, ids, "every job ran exactly once");
+    let attempts: i64 = sqlx::query_scalar("SELECT count(*) FROM job_attempts")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 60);
+}
+
+#[tokio::test]
+async fn a_crashed_workers_job_runs_again_after_its_lease_and_its_late_result_is_refused() {
+    let url = fresh_database().await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let id = insert_job(&pool, 5).await;
+    // A worker claims the job and dies without finishing.
+    let crashed = queue::claim(&pool, "crashed-worker", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("claimed");
+    assert_eq!(crashed.id, id);
+    // While its lease holds, nobody else gets the job.
+    assert!(queue::claim(&pool, "other", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_none());
+    // Its lease runs out (moved into the past rather than waited for).
+    sqlx::query("UPDATE jobs SET locked_until = now() - interval '1 second' WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let recorder = Arc::new(Recorder::default());
+    let app = spawn(config(&url), Role::Worker, recorder.clone()).await;
+    eventually("job succeeded", || async {
+        states(&pool).await.get("succeeded") == Some(&1)
+    })
+    .await;
+    app.stop().await;
+    assert_eq!(recorder.runs.lock().unwrap().as_slice(), [id]);
+    let job = queue::get(&pool, id).await.unwrap().unwrap();
+    assert_eq!(job.attempts, 2, "the crashed attempt counts");
+    // The crashed worker comes back and tries to record an outcome: refused, nothing changes.
+    assert!(!queue::complete(&pool, &crashed, "crashed-worker", "late")
+        .await
+        .unwrap());
+    let cfg = config(&url).queue;
+    assert_eq!(
+        queue::fail(&pool, &crashed, "crashed-worker", "late", &cfg)
+            .await
+            .unwrap(),
+        queue::Failed::LeaseLost
+    );
+    let after = queue::get(&pool, id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.state.as_str(), after.result.as_deref()),
+        ("succeeded", job.result.as_deref())
+    );
+}
+
+#[tokio::test]
+async fn failing_jobs_back_off_then_die_and_an_operator_can_retry_them() {
+    let url = fresh_database().await;
+    let recorder = Arc::new(Recorder {
+        failing: AtomicBool::new(true),
+        ..Default::default()
+    });
+    let mut cfg = config(&url);
+    cfg.queue.max_attempts = 3;
+    let app = spawn(cfg, Role::All, recorder.clone()).await;
+    let id = insert_job(&app.pool, 3).await;
+    eventually("job dead", || async {
+        states(&app.pool).await.get("dead") == Some(&1)
+    })
+    .await;
+
+    let attempts: Vec<(i32, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT attempt, outcome, finished_at FROM job_attempts WHERE job_id = $1 ORDER BY attempt",
+    )
+    .bind(id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let outcomes: Vec<(i32, &str)> = attempts.iter().map(|(n, o, _)| (*n, o.as_str())).collect();
+    assert_eq!(outcomes, [(1, "failed"), (2, "failed"), (3, "dead")]);
+    let job = queue::get(&app.pool, id).await.unwrap().unwrap();
+    assert_eq!(job.last_error.as_deref(), Some("chain unavailable (test)"));
+    assert_eq!(app.metric("relayer_jobs_dead_total").await, 1.0);
+    assert_eq!(app.metric("relayer_job_retries_total").await, 2.0);
+    assert_eq!(app.metric("relayer_jobs{state=\"dead\"}").await, 1.0);
+
+    // The operator sees it, fixes the cause, and retries.
+    let dead: Value = app
+        .http
+        .get(app.url("/v1/jobs?state=dead"))
+        .bearer_auth(app.token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dead[0]["id"], id);
+    recorder.failing.store(false, Ordering::SeqCst);
+    let resp = app
+        .http
+        .post(app.url(&format!("/v1/jobs/{id}/retry")))
+        .bearer_auth(app.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    eventually("retried job succeeded", || async {
+        states(&app.pool).await.get("succeeded") == Some(&1)
+    })
+    .await;
+    let again = app
+        .http
+        .post(app.url(&format!("/v1/jobs/{id}/retry")))
+        .bearer_auth(app.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409, "only dead jobs can be retried");
+    let unknown = app
+        .http
+        .post(app.url("/v1/jobs/999999/retry"))
+        .bearer_auth(app.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn backoff_schedules_each_retry_later_than_the_last() {
+    let url = fresh_database().await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let id = insert_job(&pool, 5).await;
+    let mut cfg = config(&url).queue;
+    cfg.backoff_base = Duration::from_secs(10);
+    cfg.backoff_max = Duration::from_secs(600);
+    let mut delays = Vec::new();
+    for _ in 0..3 {
+        sqlx::query("UPDATE jobs SET run_at = now() WHERE id = $1")
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        let job = queue::claim(&pool, "w", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap();
+        let queue::Failed::RetryAt(at) = queue::fail(&pool, &job, "w", "boom", &cfg).await.unwrap()
+        else {
+            panic!("expected a retry");
+        };
+        delays.push((at - chrono::Utc::now()).num_milliseconds());
+        assert!(
+            queue::claim(&pool, "w", Duration::from_secs(30))
+                .await
+                .unwrap()
+                .is_none(),
+            "not runnable before run_at"
+        );
+    }
+    // Attempt n waits within [base·2^(n−1)/2, base·2^(n−1)].
+    for (n, d) in delays.iter().enumerate() {
+        let full = 10_000 * (1 << n);
+        assert!(
+            (full / 2 - 1_000..=full).contains(d),
+            "retry {}: {d} ms",
+            n + 1
+        );
+    }
+}
+
+#[tokio::test]
+async fn shutdown_hands_a_running_job_back() {
+    let url = fresh_database().await;
+    let block = Arc::new(Notify::new());
+    let recorder = Arc::new(Recorder {
+        block: Some(block.clone()),
+        ..Default::default()
+    });
+    let mut cfg = config(&url);
+    cfg.queue.workers = 1;
+    let app = spawn(cfg, Role::Worker, recorder.clone()).await;
+    let id = insert_job(&app.pool, 5).await;
+    recorder.started.notified().await;
+    let pool = app.pool.clone();
+    app.stop().await;
+    let job = queue::get(&pool, id).await.unwrap().unwrap();
+    assert_eq!(
+        (job.state.as_str(), job.attempts, job.locked_by),
+        ("pending", 0, None),
+        "handed back, attempt not counted"
+    );
+}

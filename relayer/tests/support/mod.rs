@@ -1,0 +1,271 @@
+//! Starts the real relayer on a random port against a fresh Postgres database.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use chrono::Utc;
+use relayer::{
+    config::{Config, DatabaseConfig, HttpConfig, QueueConfig, Secret},
+    domain::{offer::JobAction, signature},
+    queue,
+    startup::{Application, Role},
+    worker::{JobHandler, Simulate},
+};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const HMAC_SECRET: &[u8] = b"tracking-secret-for-tests-0001";
+pub const OLD_HMAC_SECRET: &[u8] = b"tracking-secret-being-rotated-out";
+pub const JWT_SECRET: &[u8] = b"jwt-secret-for-tests-0123456789abcdef";
+pub const OLD_JWT_SECRET: &[u8] = b"jwt-secret-previous-0123456789abcdef";
+
+/// Where tests create their databases: `TEST_DATABASE_URL`, or the local trust-auth server.
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A new, migrated database; returns its URL.
+pub async fn fresh_database() -> String {
+    let admin = PgPool::connect(&admin_url())
+        .await
+        .expect("connect to Postgres (is it running?)");
+    let name = format!("relayer_test_{}", Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .expect("create database");
+    let base = admin_url();
+    let url = format!(
+        "{}/{name}",
+        &base[..base.rfind('/').expect("database URL has a path")]
+    );
+    let pool = PgPool::connect(&url)
+        .await
+        .expect("connect to the test database");
+    relayer::db::MIGRATOR.run(&pool).await.expect("migrate");
+    pool.close().await;
+    url
+}
+
+pub fn config(database_url: &str) -> Config {
+    Config {
+        database: DatabaseConfig {
+            url: database_url.into(),
+        },
+        http: HttpConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            trust_forwarded_for: false,
+            webhook_rate_per_minute: 10_000,
+            webhook_max_body: 64 * 1024,
+            tracking_secrets: vec![
+                Secret::new(OLD_HMAC_SECRET.to_vec()),
+                Secret::new(HMAC_SECRET.to_vec()),
+            ],
+            jwt_secret: Secret::new(JWT_SECRET.to_vec()),
+            jwt_previous: Some(Secret::new(OLD_JWT_SECRET.to_vec())),
+        },
+        queue: QueueConfig {
+            workers: 2,
+            max_attempts: 5,
+            lease: Duration::from_secs(30),
+            backoff_base: Duration::from_millis(20),
+            backoff_max: Duration::from_millis(100),
+        },
+        execute: false,
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub pool: PgPool,
+    pub database_url: String,
+    pub http: reqwest::Client,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// An app serving HTTP only (jobs stay where the request left them).
+pub async fn spawn_http() -> TestApp {
+    let url = fresh_database().await;
+    spawn(config(&url), Role::Http, Arc::new(Simulate)).await
+}
+
+pub async fn spawn(config: Config, role: Role, handler: Arc<dyn JobHandler>) -> TestApp {
+    let database_url = config.database.url.clone();
+    let app = Application::build(config, role, handler)
+        .await
+        .expect("build app");
+    let addr = app
+        .local_addr()
+        .unwrap_or_else(|| "127.0.0.1:9".parse().unwrap());
+    let pool = app.state().pool.clone();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(app.run(shutdown.clone()));
+    TestApp {
+        addr,
+        pool,
+        database_url,
+        http: reqwest::Client::new(),
+        shutdown,
+        task,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.expect("app task").expect("app ran cleanly");
+    }
+
+    /// Posts a webhook body signed with `X-Tracking-Signature`.
+    pub async fn webhook(&self, body: &str) -> (u16, Value) {
+        let sig = signature::tracking_signature(HMAC_SECRET, body.as_bytes());
+        self.webhook_with(body, &[("X-Tracking-Signature", sig)])
+            .await
+    }
+
+    pub async fn webhook_with(&self, body: &str, headers: &[(&str, String)]) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(self.url("/webhooks/tracking"))
+            .body(body.to_owned());
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub fn token(&self) -> String {
+        token(JWT_SECRET, 3600)
+    }
+
+    pub async fn register_offer(&self, tracking_number: &str) -> Uuid {
+        let resp = self
+            .http
+            .post(self.url("/v1/offers"))
+            .bearer_auth(self.token())
+            .json(&offer_body(tracking_number))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "register offer");
+        let v: Value = resp.json().await.unwrap();
+        v["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn offer_status(&self, id: Uuid) -> String {
+        sqlx::query_scalar("SELECT status FROM offers WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn metric(&self, line_prefix: &str) -> f64 {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with(line_prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .map_or(0.0, |v| v.parse().unwrap())
+    }
+}
+
+/// A JWT signed with `secret`, expiring `ttl_secs` from now (negative: already expired).
+pub fn token(secret: &[u8], ttl_secs: i64) -> String {
+    let claims = json!({ "sub": "ops@test", "exp": (Utc::now().timestamp() + ttl_secs) as u64 });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+pub fn offer_body(tracking_number: &str) -> Value {
+    let key = || anchor_lang::prelude::Pubkey::new_unique().to_string();
+    json!({
+        "escrow": key(), "buyer": key(), "seller": key(), "mint": key(),
+        "tracking_number": tracking_number, "carrier": "ups", "amount": 1_000_000u64,
+    })
+}
+
+pub fn event(event_id: &str, tracking_number: &str, status: &str) -> String {
+    event_at(event_id, tracking_number, status, "2026-11-26T10:00:00Z")
+}
+
+pub fn event_at(event_id: &str, tracking_number: &str, status: &str, occurred_at: &str) -> String {
+    json!({ "event_id": event_id, "tracking_number": tracking_number, "carrier": "ups",
+            "status": status, "occurred_at": occurred_at })
+    .to_string()
+}
+
+/// An offer and a pending job straight in the database, for queue tests.
+pub async fn insert_job(pool: &PgPool, max_attempts: i32) -> i64 {
+    let offer = Uuid::new_v4();
+    let key = || anchor_lang::prelude::Pubkey::new_unique().to_string();
+    sqlx::query(
+        "INSERT INTO offers (id, escrow, tracking_number, carrier, buyer, seller, mint, amount)
+         VALUES ($1, $2, $3, 'ups', $4, $5, $6, 1)",
+    )
+    .bind(offer)
+    .bind(key())
+    .bind(offer.to_string())
+    .bind(key())
+    .bind(key())
+    .bind(key())
+    .execute(pool)
+    .await
+    .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    assert!(
+        queue::enqueue(&mut conn, offer, JobAction::ApproveRelease, max_attempts)
+            .await
+            .unwrap()
+    );
+    sqlx::query_scalar("SELECT id FROM jobs WHERE offer_id = $1")
+        .bind(offer)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Polls `check` until it holds; panics with `what` after 30 s (a hang guard, not a timing
+/// assertion: the checks normally pass within milliseconds).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

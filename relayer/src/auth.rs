@@ -2,7 +2,7 @@
 //! `ACCESS_JWT_SECRET` (or, during rotation, `ACCESS_JWT_SECRET_PREVIOUS`), `exp` required.
 //! Every failure is the same 401, so a caller learns nothing about what exists.
 use axum::{extract::FromRequestParts, http::request::Parts};
-use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::{error::ApiError, state::AppState};
@@ -46,4 +46,22 @@ impl FromRequestParts<AppState> for Operator {
             .map(|data| Operator(data.claims.sub))
             .ok_or_else(ApiError::unauthorized)
     }
+}
+
+/// Issues an operator token (`relayer token`): HS256 over `sub` and `exp = now + ttl_secs`.
+pub fn issue(secret: &[u8], subject: &str, ttl_secs: i64) -> String {
+    let exp = chrono::Utc::now()
+        .timestamp()
+        .saturating_add(ttl_secs)
+        .max(0) as u64;
+    let claims = Claims {
+        sub: subject.to_owned(),
+        exp,
+    };
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .expect("HS256 signing cannot fail")
 }

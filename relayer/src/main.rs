@@ -25,6 +25,15 @@ enum Command {
         #[arg(long, value_enum, default_value = "all")]
         role: Role,
     },
+    /// Print an operator API token signed with ACCESS_JWT_SECRET.
+    Token {
+        /// Who the token is for (shows in the relayer's logs).
+        #[arg(long)]
+        subject: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: i64,
+    },
 }
 
 #[tokio::main]
@@ -47,6 +56,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
             tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Token { subject, ttl_secs } => {
+            let secret = env.required("ACCESS_JWT_SECRET", "the secret relayer serve uses")?;
+            println!(
+                "{}",
+                relayer::auth::issue(secret.as_bytes(), &subject, ttl_secs)
+            );
             Ok(())
         }
         Command::Serve { role } => {

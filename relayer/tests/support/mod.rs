@@ -3,7 +3,6 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use chrono::Utc;
 use relayer::{
     config::{Config, DatabaseConfig, HttpConfig, QueueConfig, Secret},
     domain::{offer::JobAction, signature},
@@ -196,13 +195,7 @@ impl TestApp {
 
 /// A JWT signed with `secret`, expiring `ttl_secs` from now (negative: already expired).
 pub fn token(secret: &[u8], ttl_secs: i64) -> String {
-    let claims = json!({ "sub": "ops@test", "exp": (Utc::now().timestamp() + ttl_secs) as u64 });
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret),
-    )
-    .unwrap()
+    relayer::auth::issue(secret, "ops@test", ttl_secs)
 }
 
 pub fn offer_body(tracking_number: &str) -> Value {

@@ -12,6 +12,9 @@ export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432
 ensure_postgres "$TEST_DATABASE_URL"
 drop_test_databases "$TEST_DATABASE_URL"
 
+echo "== OpenBao (the signer tests start their own dev servers with it)"
+export BAO_BIN=${BAO_BIN:-$(scripts/openbao.sh install)}
+
 echo "== building the program (sBPF) and its IDL"
 scripts/build-program.sh
 

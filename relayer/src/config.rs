@@ -20,6 +20,16 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("JOB_LEASE_SECS", "how long a claimed job stays locked without a heartbeat (default 60)"),
     ("JOB_BACKOFF_BASE_MS", "first retry delay; doubles per attempt, with jitter (default 1000)"),
     ("JOB_BACKOFF_MAX_SECS", "longest retry delay (default 600)"),
+    ("SIGNER_MODE", "vault (Vault/OpenBao Transit), kms (with KMS_PROVIDER) or local (keypair file; tests only)"),
+    ("KMS_PROVIDER", "with SIGNER_MODE=kms: vault (aws and gcp are refused as not supported yet)"),
+    ("KMS_KEY_ID", "with SIGNER_MODE=kms: the transit key name"),
+    ("VAULT_URL", "Vault/OpenBao address, e.g. https://vault.internal:8200"),
+    ("VAULT_KEY_ID", "with SIGNER_MODE=vault: the transit key name (ed25519, not exportable)"),
+    ("VAULT_KEY_VERSION", "pin this key version (default: the latest at start-up)"),
+    ("VAULT_TRANSIT_MOUNT", "transit mount path (default transit)"),
+    ("VAULT_TOKEN", "Vault token (or VAULT_TOKEN_FILE: a file holding it)"),
+    ("RELAYER_ADDRESS", "the address the signer must have; start-up fails on any other key"),
+    ("SIGNER_KEYPAIR_FILE", "with SIGNER_MODE=local: a Solana keypair file (refused with OPENCLAW_EXECUTE=true)"),
     ("RUST_LOG", "log filter (default info); logs are JSON lines"),
 ];
 
@@ -114,12 +124,12 @@ impl Env<fn(&str) -> Option<String>> {
 }
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
-    fn raw(&self, var: &'static str) -> Option<String> {
+    pub fn optional(&self, var: &'static str) -> Option<String> {
         (self.0)(var).filter(|v| !v.trim().is_empty())
     }
 
     pub fn required(&self, var: &'static str, example: &str) -> Result<String, ConfigError> {
-        self.raw(var).ok_or_else(|| ConfigError {
+        self.optional(var).ok_or_else(|| ConfigError {
             var,
             problem: format!("is not set (e.g. {example})"),
         })
@@ -131,7 +141,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         default: T,
         expected: &str,
     ) -> Result<T, ConfigError> {
-        match self.raw(var) {
+        match self.optional(var) {
             None => Ok(default),
             Some(v) => v.trim().parse().map_err(|_| ConfigError {
                 var,
@@ -141,7 +151,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     pub fn flag(&self, var: &'static str) -> Result<bool, ConfigError> {
-        match self.raw(var).as_deref().map(str::trim) {
+        match self.optional(var).as_deref().map(str::trim) {
             None => Ok(false),
             Some("true" | "1" | "yes") => Ok(true),
             Some("false" | "0" | "no") => Ok(false),
@@ -175,7 +185,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             self.required("ACCESS_JWT_SECRET", "a random string of 32+ characters")?,
         )?;
         let jwt_previous = self
-            .raw("ACCESS_JWT_SECRET_PREVIOUS")
+            .optional("ACCESS_JWT_SECRET_PREVIOUS")
             .map(|s| parse_jwt_secret("ACCESS_JWT_SECRET_PREVIOUS", s))
             .transpose()?;
         let http = HttpConfig {

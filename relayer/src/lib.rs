@@ -8,6 +8,7 @@ pub mod error;
 pub mod metrics;
 pub mod queue;
 pub mod routes;
+pub mod signer;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

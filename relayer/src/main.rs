@@ -25,6 +25,11 @@ enum Command {
         #[arg(long, value_enum, default_value = "all")]
         role: Role,
     },
+    /// Signer tools.
+    Signer {
+        #[command(subcommand)]
+        command: SignerCommand,
+    },
     /// Print an operator API token signed with ACCESS_JWT_SECRET.
     Token {
         /// Who the token is for (shows in the relayer's logs).
@@ -34,6 +39,12 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl_secs: i64,
     },
+}
+
+#[derive(Subcommand)]
+enum SignerCommand {
+    /// Print the signer's address, sign a probe and verify it; exit 1 with the reason on failure.
+    Check,
 }
 
 #[tokio::main]
@@ -56,6 +67,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
             tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Signer {
+            command: SignerCommand::Check,
+        } => {
+            let config = env.signer()?;
+            let expected = env.relayer_address()?;
+            let signer = relayer::signer::connect(&config, expected, false).await?;
+            println!("address: {}", signer.pubkey());
+            let probe = format!(
+                "openclaw-escrow signer check {}",
+                chrono::Utc::now().to_rfc3339()
+            );
+            signer.sign(probe.as_bytes()).await?;
+            println!("probe signed and verified against {}", signer.pubkey());
+            if expected.is_none() {
+                println!(
+                    "set RELAYER_ADDRESS={} so the relayer refuses any other key",
+                    signer.pubkey()
+                );
+            }
             Ok(())
         }
         Command::Token { subject, ttl_secs } => {

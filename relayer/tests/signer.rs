@@ -1,0 +1,355 @@
+//! The signer backends against a real OpenBao (`bao server -dev`, one per test, random port):
+//! Transit ed25519 signing with a pinned version, and every way it must refuse.
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use anchor_lang::prelude::Pubkey;
+use relayer::{
+    config::{Env, Secret},
+    signer::{self, local::LocalSigner, vault::VaultConfig, SignerConfig, SignerError, TxSigner},
+};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "test-root-token";
+
+/// A dev OpenBao with Transit mounted; killed on drop.
+struct OpenBao {
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl OpenBao {
+    async fn start() -> Self {
+        let bin = std::env::var("BAO_BIN").unwrap_or_else(|_| "bao".into());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(&bin)
+            .args([
+                "server",
+                "-dev",
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+                &format!("-dev-root-token-id={TOKEN}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run {bin} ({e}): run `scripts/openbao.sh install` and set BAO_BIN")
+            });
+        let bao = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
+        for _ in 0..150 {
+            if bao
+                .http
+                .get(format!("{}/v1/sys/health", bao.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                bao.api("POST", "sys/mounts/transit", json!({ "type": "transit" }))
+                    .await;
+                return bao;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("OpenBao did not start on port {port}");
+    }
+
+    async fn api(&self, method: &str, path: &str, body: Value) -> Value {
+        let resp = self
+            .http
+            .request(method.parse().unwrap(), format!("{}/v1/{path}", self.url))
+            .header("X-Vault-Token", TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "{method} {path}: {}",
+            resp.status()
+        );
+        resp.json().await.unwrap_or(Value::Null)
+    }
+
+    async fn create_key(&self, name: &str, body: Value) {
+        self.api("POST", &format!("transit/keys/{name}"), body)
+            .await;
+    }
+
+    /// The key's public key at `version`, as OpenBao reports it.
+    async fn public_key(&self, name: &str, version: u64) -> Pubkey {
+        let v = self
+            .api("GET", &format!("transit/keys/{name}"), Value::Null)
+            .await;
+        let b64 = v["data"]["keys"][version.to_string()]["public_key"]
+            .as_str()
+            .unwrap();
+        use base64::Engine;
+        let bytes: [u8; 32] = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        Pubkey::new_from_array(bytes)
+    }
+
+    fn config(&self, key: &str, version: Option<u64>) -> VaultConfig {
+        VaultConfig {
+            url: self.url.clone(),
+            token: Secret::new(TOKEN.as_bytes().to_vec()),
+            mount: "transit".into(),
+            key: key.into(),
+            version,
+        }
+    }
+}
+
+impl Drop for OpenBao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn transit_signs_solana_messages_that_verify_against_the_transit_public_key() {
+    let bao = OpenBao::start().await;
+    bao.create_key("relayer", json!({ "type": "ed25519" }))
+        .await;
+    let expected = bao.public_key("relayer", 1).await;
+    let cfg = SignerConfig::Vault(bao.config("relayer", None));
+    let signer = signer::connect(&cfg, Some(expected), true)
+        .await
+        .expect("connect");
+    assert_eq!(signer.pubkey(), expected);
+    let message = b"a solana message";
+    let signature = signer.sign(message).await.expect("sign");
+    assert!(signer::verify(&expected, message, &signature));
+    assert!(!signer::verify(&expected, b"another message", &signature));
+}
+
+#[tokio::test]
+async fn the_pinned_version_survives_a_rotation() {
+    let bao = OpenBao::start().await;
+    bao.create_key("relayer", json!({ "type": "ed25519" }))
+        .await;
+    let v1 = bao.public_key("relayer", 1).await;
+    let pinned = signer::vault::VaultSigner::connect(&bao.config("relayer", Some(1)))
+        .await
+        .unwrap();
+    bao.api("POST", "transit/keys/relayer/rotate", Value::Null)
+        .await;
+    let v2 = bao.public_key("relayer", 2).await;
+    assert_ne!(v1, v2);
+    // The running signer keeps signing with version 1: its address does not change.
+    let sig = pinned.sign(b"after rotation").await.unwrap();
+    assert!(signer::verify(&v1, b"after rotation", &sig));
+    // A signer started now without a pin takes the latest version.
+    let fresh = signer::vault::VaultSigner::connect(&bao.config("relayer", None))
+        .await
+        .unwrap();
+    assert_eq!((fresh.pubkey(), fresh.version()), (v2, 2));
+    // A pin to a version that does not exist is refused at start-up.
+    let err = signer::vault::VaultSigner::connect(&bao.config("relayer", Some(7)))
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("no version 7"), "{err}");
+}
+
+#[tokio::test]
+async fn a_different_relayer_address_is_refused_at_start_up() {
+    let bao = OpenBao::start().await;
+    bao.create_key("relayer", json!({ "type": "ed25519" }))
+        .await;
+    let cfg = SignerConfig::Vault(bao.config("relayer", None));
+    let err = signer::connect(&cfg, Some(Pubkey::new_unique()), true)
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("RELAYER_ADDRESS"), "{err}");
+}
+
+#[tokio::test]
+async fn unsuitable_keys_are_refused() {
+    let bao = OpenBao::start().await;
+    bao.create_key("aes", json!({ "type": "aes256-gcm96" }))
+        .await;
+    bao.create_key(
+        "exportable",
+        json!({ "type": "ed25519", "exportable": true }),
+    )
+    .await;
+    let err = signer::vault::VaultSigner::connect(&bao.config("aes", None))
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("needs an ed25519 key"), "{err}");
+    let err = signer::vault::VaultSigner::connect(&bao.config("exportable", None))
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("exportable"), "{err}");
+    let err = signer::vault::VaultSigner::connect(&bao.config("missing", None))
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("signer refused"), "{err}");
+}
+
+#[tokio::test]
+async fn a_token_without_permission_is_refused_and_a_dead_server_is_unavailable() {
+    let mut bao = OpenBao::start().await;
+    bao.create_key("relayer", json!({ "type": "ed25519" }))
+        .await;
+    let signer = signer::vault::VaultSigner::connect(&bao.config("relayer", None))
+        .await
+        .unwrap();
+    // A token whose policy allows reading the key but not signing with it.
+    bao.api(
+        "PUT",
+        "sys/policies/acl/read-only",
+        json!({ "policy": "path \"transit/keys/relayer\" { capabilities = [\"read\"] }" }),
+    )
+    .await;
+    let t = bao
+        .api(
+            "POST",
+            "auth/token/create",
+            json!({ "policies": ["read-only"] }),
+        )
+        .await;
+    let mut cfg = bao.config("relayer", None);
+    cfg.token = Secret::new(
+        t["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .as_bytes()
+            .to_vec(),
+    );
+    let limited = signer::vault::VaultSigner::connect(&cfg)
+        .await
+        .expect("reading the key is allowed");
+    let err = limited.sign(b"m").await.unwrap_err();
+    assert!(matches!(err, SignerError::Refused(_)), "{err}");
+
+    let _ = bao.child.kill();
+    let _ = bao.child.wait();
+    let err = signer.sign(b"m").await.unwrap_err();
+    assert!(matches!(err, SignerError::Unavailable(_)), "{err}");
+}
+
+#[tokio::test]
+async fn the_local_keypair_signer_is_refused_when_executing() {
+    let dir = std::env::temp_dir().join(format!("relayer-key-{}", uuid::Uuid::new_v4()));
+    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    std::fs::write(
+        &dir,
+        serde_json::to_string(&key.to_keypair_bytes().to_vec()).unwrap(),
+    )
+    .unwrap();
+    let cfg = SignerConfig::Local {
+        keypair_file: dir.display().to_string(),
+    };
+    let err = signer::connect(&cfg, None, true).await.err().unwrap();
+    assert!(
+        err.to_string()
+            .contains("refused with OPENCLAW_EXECUTE=true"),
+        "{err}"
+    );
+    let simulating = signer::connect(&cfg, None, false)
+        .await
+        .expect("allowed in simulation");
+    let sig = simulating.sign(b"m").await.unwrap();
+    assert!(signer::verify(&simulating.pubkey(), b"m", &sig));
+    assert!(LocalSigner::from_keypair_bytes(&[0; 10]).is_none());
+    std::fs::remove_file(dir).unwrap();
+}
+
+#[test]
+fn signer_configuration_names_its_variables() {
+    let env = |vars: &'static [(&'static str, &'static str)]| {
+        Env(move |n: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_string())
+        })
+    };
+    let e = env(&[("SIGNER_MODE", "kms"), ("KMS_PROVIDER", "aws")])
+        .signer()
+        .unwrap_err();
+    assert_eq!(e.to_string(), "configuration: KMS_PROVIDER is aws, which is not supported yet: use vault (HashiCorp Vault or OpenBao Transit)");
+    let e = env(&[("SIGNER_MODE", "kms"), ("KMS_PROVIDER", "gcp")])
+        .signer()
+        .unwrap_err();
+    assert_eq!(e.var, "KMS_PROVIDER");
+    let e = env(&[
+        ("SIGNER_MODE", "vault"),
+        ("VAULT_KEY_ID", "k"),
+        ("VAULT_URL", "http://x"),
+    ])
+    .signer()
+    .unwrap_err();
+    assert_eq!(e.var, "VAULT_TOKEN");
+    let e = env(&[("SIGNER_MODE", "hsm")]).signer().unwrap_err();
+    assert_eq!(e.var, "SIGNER_MODE");
+    let e = env(&[("RELAYER_ADDRESS", "nope")])
+        .relayer_address()
+        .unwrap_err();
+    assert_eq!(e.var, "RELAYER_ADDRESS");
+    let ok = env(&[
+        ("SIGNER_MODE", "kms"),
+        ("KMS_PROVIDER", "vault"),
+        ("KMS_KEY_ID", "relayer"),
+        ("VAULT_URL", "http://x"),
+        ("VAULT_TOKEN", "t"),
+    ])
+    .signer()
+    .unwrap();
+    assert!(matches!(ok, SignerConfig::Vault(ref v) if v.key == "relayer" && v.version.is_none()));
+}
+
+#[tokio::test]
+async fn signer_check_prints_the_address_and_fails_with_the_reason_on_a_mismatch() {
+    let bao = OpenBao::start().await;
+    bao.create_key("relayer", json!({ "type": "ed25519" }))
+        .await;
+    let address = bao.public_key("relayer", 1).await;
+    let run = |relayer_address: Option<String>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relayer"));
+        cmd.args(["signer", "check"])
+            .env_clear()
+            .env("SIGNER_MODE", "vault")
+            .env("VAULT_URL", &bao.url)
+            .env("VAULT_TOKEN", TOKEN)
+            .env("VAULT_KEY_ID", "relayer")
+            .env("RUST_LOG", "off");
+        if let Some(a) = relayer_address {
+            cmd.env("RELAYER_ADDRESS", a);
+        }
+        cmd.output().unwrap()
+    };
+    let ok = run(Some(address.to_string()));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let stdout = String::from_utf8(ok.stdout).unwrap();
+    assert!(stdout.contains(&format!("address: {address}")), "{stdout}");
+    assert!(stdout.contains("probe signed and verified"), "{stdout}");
+
+    let bad = run(Some(Pubkey::new_unique().to_string()));
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("RELAYER_ADDRESS"));
+}

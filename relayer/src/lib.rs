@@ -1,12 +1,15 @@
 //! The openclaw-escrow relayer: verified tracking webhooks, durable Postgres state, and a job
 //! queue whose workers turn deliveries into on-chain approvals.
 pub mod auth;
+pub mod chain;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod executor;
 pub mod metrics;
 pub mod queue;
+pub mod reconcile;
 pub mod routes;
 pub mod signer;
 pub mod startup;

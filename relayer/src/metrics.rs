@@ -18,6 +18,7 @@ pub struct Metrics {
     pub job_retries: IntCounter,
     pub jobs_dead: IntCounter,
     offers: IntGaugeVec,
+    settled: IntGaugeVec,
     jobs: IntGaugeVec,
     queue_lag: Gauge,
 }
@@ -53,6 +54,11 @@ impl Metrics {
         .expect("metric");
         let offers =
             IntGaugeVec::new(Opts::new("offers", "Offers by status"), &["status"]).expect("metric");
+        let settled = IntGaugeVec::new(
+            Opts::new("offers_settled", "Offers by how their escrow settled"),
+            &["settlement"],
+        )
+        .expect("metric");
         let jobs =
             IntGaugeVec::new(Opts::new("jobs", "Jobs by state"), &["state"]).expect("metric");
         let queue_lag = Gauge::new(
@@ -66,6 +72,7 @@ impl Metrics {
             Box::new(job_retries.clone()),
             Box::new(jobs_dead.clone()),
             Box::new(offers.clone()),
+            Box::new(settled.clone()),
             Box::new(jobs.clone()),
             Box::new(queue_lag.clone()),
         ] {
@@ -78,6 +85,7 @@ impl Metrics {
             job_retries,
             jobs_dead,
             offers,
+            settled,
             jobs,
             queue_lag,
         }
@@ -98,6 +106,16 @@ impl Metrics {
                 .await?;
         for (status, n) in rows {
             self.offers.with_label_values(&[&status]).set(n);
+        }
+        for settlement in ["released", "refunded"] {
+            self.settled.with_label_values(&[settlement]).set(0);
+        }
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT settlement, count(*) FROM offers WHERE settlement IS NOT NULL GROUP BY settlement")
+                .fetch_all(pool)
+                .await?;
+        for (settlement, n) in rows {
+            self.settled.with_label_values(&[&settlement]).set(n);
         }
         for state in JOB_STATES {
             self.jobs.with_label_values(&[state]).set(0);

@@ -49,13 +49,25 @@ pub async fn enqueue(
     action: JobAction,
     max_attempts: i32,
 ) -> sqlx::Result<bool> {
+    enqueue_at(conn, offer_id, action, max_attempts, Utc::now()).await
+}
+
+/// `enqueue`, not runnable before `run_at` (a crank waits for its eta).
+pub async fn enqueue_at(
+    conn: &mut PgConnection,
+    offer_id: Uuid,
+    action: JobAction,
+    max_attempts: i32,
+    run_at: DateTime<Utc>,
+) -> sqlx::Result<bool> {
     let inserted = sqlx::query(
-        "INSERT INTO jobs (offer_id, action, max_attempts) VALUES ($1, $2, $3)
+        "INSERT INTO jobs (offer_id, action, max_attempts, run_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (offer_id, action) DO NOTHING",
     )
     .bind(offer_id)
     .bind(action.as_str())
     .bind(max_attempts)
+    .bind(run_at)
     .execute(&mut *conn)
     .await?
     .rows_affected()
@@ -140,15 +152,17 @@ pub enum Failed {
     LeaseLost,
 }
 
-/// Records a failed attempt: retry later with backoff, or dead after `max_attempts`.
+/// Records a failed attempt: retry later with backoff, or dead after `max_attempts` or when
+/// the failure is `permanent` (retrying cannot help; an operator must look).
 pub async fn fail(
     pool: &PgPool,
     job: &Job,
     worker: &str,
     error: &str,
+    permanent: bool,
     cfg: &QueueConfig,
 ) -> sqlx::Result<Failed> {
-    let dead = job.attempts >= job.max_attempts;
+    let dead = permanent || job.attempts >= job.max_attempts;
     let delay = backoff(job.attempts, cfg);
     let mut tx = pool.begin().await?;
     let run_at: Option<DateTime<Utc>> = sqlx::query_scalar(

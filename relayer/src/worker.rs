@@ -16,10 +16,22 @@ use crate::{
 /// Longest an idle worker sleeps without a notification (covers a lost NOTIFY connection).
 const POLL: Duration = Duration::from_secs(5);
 
-pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Result<String, JobError>> + Send + 'a>>;
 
-/// Runs one job. `Ok(result)` completes it with a note for the operator; `Err(reason)` counts a
-/// failed attempt. Handlers must be idempotent: a job can run again after a crash.
+/// Why a job attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Worth another attempt later (a node or KMS down, a transaction not landed yet).
+    #[error("{0}")]
+    Retry(String),
+    /// Retrying cannot help (the escrow does not match the offer, the KMS refuses): the job is
+    /// dead-lettered at once for an operator.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// Runs one job. `Ok(result)` completes it with a note for the operator; `Err` counts a failed
+/// attempt. Handlers must be idempotent: a job can run again after a crash.
 pub trait JobHandler: Send + Sync + 'static {
     fn run<'a>(&'a self, job: &'a Job) -> JobFuture<'a>;
 }
@@ -109,13 +121,23 @@ impl Worker {
         };
         let Some(outcome) = outcome else { return };
         let recorded = match outcome {
-            Ok(result) => queue::complete(&self.pool, &job, &self.name, &result).await.map(|held| {
-                self.metrics.job_runs.with_label_values(&["succeeded"]).inc();
-                if !held {
-                    tracing::warn!("finished after losing the lease; the new holder's outcome stands");
-                }
-            }),
-            Err(error) => queue::fail(&self.pool, &job, &self.name, &error, &self.config).await.map(|failed| {
+            Ok(result) => queue::complete(&self.pool, &job, &self.name, &result)
+                .await
+                .map(|held| {
+                    self.metrics
+                        .job_runs
+                        .with_label_values(&["succeeded"])
+                        .inc();
+                    if !held {
+                        tracing::warn!(
+                            "finished after losing the lease; the new holder's outcome stands"
+                        );
+                    }
+                }),
+            Err(error) => {
+                let permanent = matches!(error, JobError::Permanent(_));
+                let error = error.to_string();
+                queue::fail(&self.pool, &job, &self.name, &error, permanent, &self.config).await.map(|failed| {
                 self.metrics.job_runs.with_label_values(&["failed"]).inc();
                 match failed {
                     Failed::RetryAt(at) => {
@@ -128,7 +150,8 @@ impl Worker {
                     }
                     Failed::LeaseLost => tracing::warn!("failed after losing the lease"),
                 }
-            }),
+            })
+            }
         };
         if let Err(e) = recorded {
             tracing::warn!(error = %e, "could not record the job's outcome; its lease will expire and it will run again");

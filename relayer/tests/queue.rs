@@ -13,7 +13,7 @@ use std::{
 use relayer::{
     queue::{self, Job},
     startup::Role,
-    worker::{JobFuture, JobHandler},
+    worker::{JobError, JobFuture, JobHandler},
 };
 use serde_json::Value;
 use support::*;
@@ -38,7 +38,7 @@ impl JobHandler for Recorder {
             }
             tokio::task::yield_now().await;
             if self.failing.load(Ordering::SeqCst) {
-                Err("chain unavailable (test)".into())
+                Err(JobError::Retry("chain unavailable (test)".into()))
             } else {
                 Ok(format!("ran {}", job.id))
             }
@@ -124,7 +124,7 @@ async fn a_crashed_workers_job_runs_again_after_its_lease_and_its_late_result_is
         .unwrap());
     let cfg = config(&url).queue;
     assert_eq!(
-        queue::fail(&pool, &crashed, "crashed-worker", "late", &cfg)
+        queue::fail(&pool, &crashed, "crashed-worker", "late", false, &cfg)
             .await
             .unwrap(),
         queue::Failed::LeaseLost
@@ -230,7 +230,9 @@ async fn backoff_schedules_each_retry_later_than_the_last() {
             .await
             .unwrap()
             .unwrap();
-        let queue::Failed::RetryAt(at) = queue::fail(&pool, &job, "w", "boom", &cfg).await.unwrap()
+        let queue::Failed::RetryAt(at) = queue::fail(&pool, &job, "w", "boom", false, &cfg)
+            .await
+            .unwrap()
         else {
             panic!("expected a retry");
         };

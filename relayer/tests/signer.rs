@@ -1,125 +1,16 @@
 //! The signer backends against a real OpenBao (`bao server -dev`, one per test, random port):
 //! Transit ed25519 signing with a pinned version, and every way it must refuse.
-use std::{
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+mod support;
+
+use std::process::Command;
 
 use anchor_lang::prelude::Pubkey;
 use relayer::{
     config::{Env, Secret},
-    signer::{self, local::LocalSigner, vault::VaultConfig, SignerConfig, SignerError, TxSigner},
+    signer::{self, local::LocalSigner, SignerConfig, SignerError, TxSigner},
 };
 use serde_json::{json, Value};
-
-const TOKEN: &str = "test-root-token";
-
-/// A dev OpenBao with Transit mounted; killed on drop.
-struct OpenBao {
-    child: Child,
-    url: String,
-    http: reqwest::Client,
-}
-
-impl OpenBao {
-    async fn start() -> Self {
-        let bin = std::env::var("BAO_BIN").unwrap_or_else(|_| "bao".into());
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(&bin)
-            .args([
-                "server",
-                "-dev",
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-                &format!("-dev-root-token-id={TOKEN}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run {bin} ({e}): run `scripts/openbao.sh install` and set BAO_BIN")
-            });
-        let bao = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-        };
-        for _ in 0..150 {
-            if bao
-                .http
-                .get(format!("{}/v1/sys/health", bao.url))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-            {
-                bao.api("POST", "sys/mounts/transit", json!({ "type": "transit" }))
-                    .await;
-                return bao;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("OpenBao did not start on port {port}");
-    }
-
-    async fn api(&self, method: &str, path: &str, body: Value) -> Value {
-        let resp = self
-            .http
-            .request(method.parse().unwrap(), format!("{}/v1/{path}", self.url))
-            .header("X-Vault-Token", TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            resp.status().is_success(),
-            "{method} {path}: {}",
-            resp.status()
-        );
-        resp.json().await.unwrap_or(Value::Null)
-    }
-
-    async fn create_key(&self, name: &str, body: Value) {
-        self.api("POST", &format!("transit/keys/{name}"), body)
-            .await;
-    }
-
-    /// The key's public key at `version`, as OpenBao reports it.
-    async fn public_key(&self, name: &str, version: u64) -> Pubkey {
-        let v = self
-            .api("GET", &format!("transit/keys/{name}"), Value::Null)
-            .await;
-        let b64 = v["data"]["keys"][version.to_string()]["public_key"]
-            .as_str()
-            .unwrap();
-        use base64::Engine;
-        let bytes: [u8; 32] = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap()
-            .try_into()
-            .unwrap();
-        Pubkey::new_from_array(bytes)
-    }
-
-    fn config(&self, key: &str, version: Option<u64>) -> VaultConfig {
-        VaultConfig {
-            url: self.url.clone(),
-            token: Secret::new(TOKEN.as_bytes().to_vec()),
-            mount: "transit".into(),
-            key: key.into(),
-            version,
-        }
-    }
-}
-
-impl Drop for OpenBao {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::openbao::{OpenBao, TOKEN};
 
 #[tokio::test]
 async fn transit_signs_solana_messages_that_verify_against_the_transit_public_key() {

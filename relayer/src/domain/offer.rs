@@ -25,6 +25,10 @@ pub enum OfferStatus {
 pub enum JobAction {
     ApproveRelease,
     ApproveRefund,
+    /// Executes a scheduled release once its eta has come.
+    CrankRelease,
+    /// Executes a scheduled refund once its eta has come.
+    CrankRefund,
 }
 
 impl JobAction {
@@ -32,6 +36,8 @@ impl JobAction {
         match self {
             Self::ApproveRelease => "approve_release",
             Self::ApproveRefund => "approve_refund",
+            Self::CrankRelease => "crank_release",
+            Self::CrankRefund => "crank_refund",
         }
     }
 }
@@ -42,6 +48,8 @@ impl FromStr for JobAction {
         match s {
             "approve_release" => Ok(Self::ApproveRelease),
             "approve_refund" => Ok(Self::ApproveRefund),
+            "crank_release" => Ok(Self::CrankRelease),
+            "crank_refund" => Ok(Self::CrankRefund),
             other => Err(format!("unknown job action {other:?}")),
         }
     }

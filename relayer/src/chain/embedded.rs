@@ -1,0 +1,169 @@
+//! The chain in-process: LiteSVM with the compiled escrow program and the real token programs.
+//! Transactions execute when sent; block height is the slot, advanced by one per transaction,
+//! and a blockhash stays valid for 150 blocks as on a cluster.
+use std::sync::{Arc, Mutex};
+
+use anchor_lang::prelude::Pubkey;
+use litesvm::LiteSVM;
+use solana_signature::Signature;
+use solana_transaction::Transaction;
+
+use super::{Chain, ChainAccount, ChainError, ChainFuture, RecentBlockhash, Simulation, TxStatus};
+
+/// Blocks a blockhash stays usable for, as on mainnet.
+const BLOCKHASH_VALIDITY: u64 = 150;
+
+#[derive(Clone)]
+pub struct EmbeddedChain {
+    svm: Arc<Mutex<LiteSVM>>,
+    /// When `false`, sends fail as if the node were down (fault injection for tests).
+    up: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl EmbeddedChain {
+    /// A fresh SVM with the escrow program from `program_so`.
+    pub fn new(program_so: &std::path::Path) -> anyhow::Result<Self> {
+        let elf = std::fs::read(program_so).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read {} ({e}): run scripts/build-program.sh",
+                program_so.display()
+            )
+        })?;
+        let mut svm = LiteSVM::new();
+        svm.add_program(escrow::ID, &elf)
+            .map_err(|e| anyhow::anyhow!("loading the escrow program: {e:?}"))?;
+        Ok(Self::from_svm(svm))
+    }
+
+    pub fn from_svm(svm: LiteSVM) -> Self {
+        Self {
+            svm: Arc::new(Mutex::new(svm)),
+            up: Arc::new(true.into()),
+        }
+    }
+
+    /// The SVM itself, for tests and the demo to set up accounts and move the clock.
+    pub fn svm(&self) -> std::sync::MutexGuard<'_, LiteSVM> {
+        self.svm.lock().expect("SVM lock poisoned")
+    }
+
+    pub fn set_available(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn check_up(&self) -> Result<(), ChainError> {
+        if self.up.load(std::sync::atomic::Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(ChainError::Unavailable(
+                "embedded chain switched off".into(),
+            ))
+        }
+    }
+
+    fn slot(svm: &LiteSVM) -> u64 {
+        svm.get_sysvar::<anchor_lang::prelude::Clock>().slot
+    }
+}
+
+impl Chain for EmbeddedChain {
+    fn account<'a>(&'a self, address: &'a Pubkey) -> ChainFuture<'a, Option<ChainAccount>> {
+        Box::pin(async move {
+            self.check_up()?;
+            Ok(self
+                .svm()
+                .get_account(address)
+                .filter(|a| a.lamports > 0)
+                .map(|a| ChainAccount {
+                    owner: a.owner,
+                    lamports: a.lamports,
+                    data: a.data,
+                }))
+        })
+    }
+
+    fn latest_blockhash(&self) -> ChainFuture<'_, RecentBlockhash> {
+        Box::pin(async move {
+            self.check_up()?;
+            let svm = self.svm();
+            Ok(RecentBlockhash {
+                hash: svm.latest_blockhash(),
+                last_valid_block_height: Self::slot(&svm) + BLOCKHASH_VALIDITY,
+            })
+        })
+    }
+
+    fn block_height(&self) -> ChainFuture<'_, u64> {
+        Box::pin(async move {
+            self.check_up()?;
+            Ok(Self::slot(&self.svm()))
+        })
+    }
+
+    fn simulate<'a>(&'a self, tx: &'a Transaction) -> ChainFuture<'a, Simulation> {
+        Box::pin(async move {
+            self.check_up()?;
+            let mut svm = self.svm();
+            // LiteSVM only switches signature checks per instance: off for the simulation, on after.
+            let unverified = std::mem::take(&mut *svm).with_sigverify(false);
+            let result = unverified.simulate_transaction(tx.clone());
+            *svm = unverified.with_sigverify(true);
+            Ok(match result {
+                Ok(info) => Simulation {
+                    err: None,
+                    logs: info.meta.logs,
+                    compute_units: info.meta.compute_units_consumed,
+                },
+                Err(failed) => Simulation {
+                    err: Some(format!("{:?}", failed.err)),
+                    logs: failed.meta.logs,
+                    compute_units: failed.meta.compute_units_consumed,
+                },
+            })
+        })
+    }
+
+    fn send<'a>(&'a self, tx: &'a Transaction) -> ChainFuture<'a, Signature> {
+        Box::pin(async move {
+            self.check_up()?;
+            let mut svm = self.svm();
+            let signature = tx.signatures[0];
+            let result = svm.send_transaction(tx.clone());
+            // Each transaction is its own block: the slot (our block height) moves on.
+            let slot = Self::slot(&svm) + 1;
+            svm.warp_to_slot(slot);
+            match result {
+                Ok(_) => Ok(signature),
+                // Executed and failed: it landed (fees paid); its status tells the error.
+                Err(failed) if svm.get_transaction(&signature).is_some() => {
+                    tracing::debug!(err = ?failed.err, "embedded transaction failed on-chain");
+                    Ok(signature)
+                }
+                Err(failed) => Err(ChainError::Rejected(format!("{:?}", failed.err))),
+            }
+        })
+    }
+
+    fn status<'a>(&'a self, signature: &'a Signature) -> ChainFuture<'a, TxStatus> {
+        Box::pin(async move {
+            self.check_up()?;
+            Ok(match self.svm().get_transaction(signature) {
+                None => TxStatus::Unknown,
+                Some(Ok(_)) => TxStatus::Landed { err: None },
+                Some(Err(failed)) => TxStatus::Landed {
+                    err: Some(format!("{:?}", failed.err)),
+                },
+            })
+        })
+    }
+
+    fn unix_time(&self) -> ChainFuture<'_, i64> {
+        Box::pin(async move {
+            self.check_up()?;
+            Ok(self
+                .svm()
+                .get_sysvar::<anchor_lang::prelude::Clock>()
+                .unix_timestamp)
+        })
+    }
+}

@@ -1,0 +1,534 @@
+//! Turns jobs into on-chain transactions: approvals after a verified delivery or return, and
+//! cranks once a scheduled outcome's timelock has passed.
+//!
+//! Per attempt:
+//! 1. earlier transactions of this job are looked up first: one that landed completes the job,
+//!    one that may still land is waited for, and only an expired one allows signing again;
+//! 2. the escrow is read and checked against the offer (program, mint, amount, parties, this
+//!    relayer among the approvers); a mismatch dead-letters the job with the reason;
+//! 3. work already done on-chain (approved, scheduled, closed) completes the job;
+//! 4. simulate → sign with the KMS → record signature and last valid block height (committed) →
+//!    send → confirm. With `OPENCLAW_EXECUTE=false` it stops after the simulation and records
+//!    what it would have sent.
+use std::{str::FromStr, sync::Arc, time::Duration};
+
+use anchor_lang::{prelude::Pubkey, solana_program::instruction::Instruction, AccountDeserialize};
+use chrono::{DateTime, TimeZone, Utc};
+use escrow::{client::Deal, Escrow, EscrowStatus, Outcome};
+use solana_message::Message;
+use solana_signature::Signature;
+use solana_transaction::Transaction;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{
+    chain::{Chain, ChainError, TxStatus},
+    domain::offer::JobAction,
+    queue::{self, Job},
+    signer::{SignerError, TxSigner},
+    worker::{JobError, JobFuture, JobHandler},
+};
+
+pub struct ExecutorConfig {
+    /// `OPENCLAW_EXECUTE`: without it, simulate and record only.
+    pub execute: bool,
+    /// How long one attempt waits for its transaction to land before leaving it to the next.
+    pub confirm_window: Duration,
+    pub poll: Duration,
+    /// Attempts for the crank jobs this executor queues.
+    pub max_attempts: i32,
+}
+
+pub struct ChainExecutor {
+    pub pool: PgPool,
+    pub chain: Arc<dyn Chain>,
+    pub signer: Arc<dyn TxSigner>,
+    pub config: ExecutorConfig,
+}
+
+impl From<ChainError> for JobError {
+    fn from(e: ChainError) -> Self {
+        JobError::Retry(e.to_string())
+    }
+}
+
+impl From<SignerError> for JobError {
+    fn from(e: SignerError) -> Self {
+        match e {
+            SignerError::Refused(_) => JobError::Permanent(e.to_string()),
+            SignerError::Unavailable(_) | SignerError::BadSignature(_) => {
+                JobError::Retry(e.to_string())
+            }
+        }
+    }
+}
+
+fn db(e: sqlx::Error) -> JobError {
+    JobError::Retry(format!("database: {e}"))
+}
+
+/// The offer as the job needs it.
+struct OfferKeys {
+    id: Uuid,
+    escrow: Pubkey,
+    buyer: Pubkey,
+    seller: Pubkey,
+    mint: Pubkey,
+    amount: u64,
+}
+
+impl JobHandler for ChainExecutor {
+    fn run<'a>(&'a self, job: &'a Job) -> JobFuture<'a> {
+        Box::pin(self.run_job(job))
+    }
+}
+
+impl ChainExecutor {
+    async fn run_job(&self, job: &Job) -> Result<String, JobError> {
+        let action = JobAction::from_str(&job.action).map_err(JobError::Permanent)?;
+        let offer = self.offer(job.offer_id).await?;
+        if let Some(done) = self.earlier_transactions(job, &offer, action).await? {
+            return Ok(done);
+        }
+        let Some(account) = self.chain.account(&offer.escrow).await? else {
+            return self.closed(&offer, action).await;
+        };
+        if account.owner != escrow::ID {
+            return Err(JobError::Permanent(format!(
+                "{} is not owned by the escrow program",
+                offer.escrow
+            )));
+        }
+        let state = Escrow::try_deserialize(&mut account.data.as_slice()).map_err(|_| {
+            JobError::Permanent(format!("{} is not an escrow account", offer.escrow))
+        })?;
+        check_matches(&state, &offer)?;
+        let deal = Deal::from_state(offer.escrow, &state);
+        let now = self.chain.unix_time().await?;
+        let ixs = match self.plan(action, &state, &deal, now).await? {
+            Plan::Done(note) => return Ok(note),
+            Plan::Send(ixs) => ixs,
+        };
+        self.submit(job, &offer, action, ixs).await
+    }
+
+    async fn offer(&self, id: Uuid) -> Result<OfferKeys, JobError> {
+        let row: (String, String, String, String, i64) =
+            sqlx::query_as("SELECT escrow, buyer, seller, mint, amount FROM offers WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+        let key = |s: &str| {
+            Pubkey::from_str(s)
+                .map_err(|_| JobError::Permanent(format!("offer {id}: bad address {s}")))
+        };
+        Ok(OfferKeys {
+            id,
+            escrow: key(&row.0)?,
+            buyer: key(&row.1)?,
+            seller: key(&row.2)?,
+            mint: key(&row.3)?,
+            amount: u64::try_from(row.4)
+                .map_err(|_| JobError::Permanent("negative amount".into()))?,
+        })
+    }
+
+    /// Step 1: what happened to the transactions earlier attempts signed.
+    async fn earlier_transactions(
+        &self,
+        job: &Job,
+        offer: &OfferKeys,
+        action: JobAction,
+    ) -> Result<Option<String>, JobError> {
+        let sent: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT signature, last_valid_block_height FROM chain_txs WHERE job_id = $1 AND state = 'sent' ORDER BY id",
+        )
+        .bind(job.id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        for (signature, last_valid) in sent {
+            let sig = Signature::from_str(&signature)
+                .map_err(|_| JobError::Permanent(format!("bad stored signature {signature}")))?;
+            match self.wait_for(&sig, last_valid as u64).await? {
+                Landed::Ok => {
+                    self.mark(&signature, "confirmed", None).await?;
+                    let note = self.after_landing(offer, action).await?;
+                    return Ok(Some(format!(
+                        "{signature} (sent by an earlier attempt) landed; {note}"
+                    )));
+                }
+                Landed::Failed(err) => self.mark(&signature, "failed", Some(&err)).await?,
+                Landed::Expired => self.mark(&signature, "expired", None).await?,
+                Landed::NotYet => {
+                    return Err(JobError::Retry(format!(
+                        "{signature} may still land; not signing another before it expires"
+                    )))
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Steps 2 and 3: what this action needs, given the escrow's state.
+    async fn plan(
+        &self,
+        action: JobAction,
+        state: &Escrow,
+        deal: &Deal,
+        now: i64,
+    ) -> Result<Plan, JobError> {
+        let me = self.signer.pubkey();
+        match action {
+            JobAction::ApproveRelease | JobAction::ApproveRefund => {
+                let outcome = if action == JobAction::ApproveRelease {
+                    Outcome::Release
+                } else {
+                    Outcome::Refund
+                };
+                let Some(index) = state.approvers().iter().position(|a| *a == me) else {
+                    return Err(JobError::Permanent(format!(
+                        "this relayer ({me}) is not an approver of {}",
+                        deal.escrow
+                    )));
+                };
+                if state.status() != EscrowStatus::Funded {
+                    return Err(JobError::Retry("the escrow is not funded yet".into()));
+                }
+                if state.scheduled() == Some(outcome)
+                    || state.approvals(outcome) & (1 << index) != 0
+                {
+                    let note = self.queue_crank_if_scheduled(deal, state).await?;
+                    return Ok(Plan::Done(format!("already approved on-chain; {note}")));
+                }
+                if state.scheduled().is_some() {
+                    return Err(JobError::Permanent(format!(
+                        "the other outcome is scheduled on {}; it must be disputed before this approval can count",
+                        deal.escrow
+                    )));
+                }
+                Ok(Plan::Send(vec![deal.approve(&me, outcome)]))
+            }
+            JobAction::CrankRelease => {
+                if state.scheduled() != Some(Outcome::Release) {
+                    return Ok(Plan::Done(
+                        "no release is scheduled any more (disputed); nothing to crank".into(),
+                    ));
+                }
+                if now < state.eta {
+                    return Err(JobError::Retry(format!(
+                        "the release's eta is {} s away",
+                        state.eta - now
+                    )));
+                }
+                let (ata, create) = self.token_account_for(&deal.seller, deal).await?;
+                Ok(Plan::Send(
+                    create.into_iter().chain([deal.release(&ata)]).collect(),
+                ))
+            }
+            JobAction::CrankRefund => {
+                let due = match state.scheduled() {
+                    Some(Outcome::Refund) => now >= state.eta,
+                    Some(Outcome::Release) => false,
+                    None => now >= state.refund_after,
+                };
+                if !due {
+                    return Err(JobError::Retry("no refund is due yet".into()));
+                }
+                let (ata, create) = self.token_account_for(&deal.buyer, deal).await?;
+                Ok(Plan::Send(
+                    create.into_iter().chain([deal.refund(&me, &ata)]).collect(),
+                ))
+            }
+        }
+    }
+
+    /// The owner's associated token account, and the instruction creating it when missing
+    /// (paid by the relayer: payouts must not fail because an account does not exist yet).
+    async fn token_account_for(
+        &self,
+        owner: &Pubkey,
+        deal: &Deal,
+    ) -> Result<(Pubkey, Option<Instruction>), JobError> {
+        use spl_associated_token_account_interface::{address, instruction};
+        let ata = address::get_associated_token_address_with_program_id(
+            owner,
+            &deal.mint,
+            &deal.token_program,
+        );
+        let create = match self.chain.account(&ata).await? {
+            Some(_) => None,
+            None => Some(instruction::create_associated_token_account_idempotent(
+                &self.signer.pubkey(),
+                owner,
+                &deal.mint,
+                &deal.token_program,
+            )),
+        };
+        Ok((ata, create))
+    }
+
+    /// Step 4.
+    async fn submit(
+        &self,
+        job: &Job,
+        offer: &OfferKeys,
+        action: JobAction,
+        ixs: Vec<Instruction>,
+    ) -> Result<String, JobError> {
+        let payer = self.signer.pubkey();
+        let blockhash = self.chain.latest_blockhash().await?;
+        let message = Message::new_with_blockhash(&ixs, Some(&payer), &blockhash.hash);
+        let mut tx = Transaction::new_unsigned(message);
+        let simulation = self.chain.simulate(&tx).await?;
+        if let Some(err) = &simulation.err {
+            if let Some(done) = already_done(&simulation.logs) {
+                return Ok(format!(
+                    "{} (the program says {done})",
+                    "already done on-chain"
+                ));
+            }
+            let tail = simulation
+                .logs
+                .iter()
+                .rev()
+                .take(3)
+                .rev()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" | ");
+            return Err(JobError::Retry(format!("simulation failed: {err}: {tail}")));
+        }
+        if !self.config.execute {
+            return Ok(format!(
+                "simulated {} on {} ({} CU); nothing sent (OPENCLAW_EXECUTE=false)",
+                action.as_str(),
+                offer.escrow,
+                simulation.compute_units
+            ));
+        }
+        let signature = Signature::from(self.signer.sign(&tx.message_data()).await?);
+        tx.signatures = vec![signature];
+        // Durable before it leaves: after a crash the next attempt finds this signature.
+        let mut db_tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("INSERT INTO chain_txs (job_id, signature, last_valid_block_height) VALUES ($1, $2, $3)")
+            .bind(job.id)
+            .bind(signature.to_string())
+            .bind(blockhash.last_valid_block_height as i64)
+            .execute(&mut *db_tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("UPDATE jobs SET result = $2, updated_at = now() WHERE id = $1")
+            .bind(job.id)
+            .bind(format!("sent {signature}"))
+            .execute(&mut *db_tx)
+            .await
+            .map_err(db)?;
+        db_tx.commit().await.map_err(db)?;
+        tracing::info!(%signature, action = action.as_str(), escrow = %offer.escrow, "transaction signed and recorded; sending");
+
+        if let Err(e) = self.chain.send(&tx).await {
+            return Err(JobError::Retry(format!(
+                "sending {signature} failed ({e}); the next attempt looks it up first"
+            )));
+        }
+        match self
+            .wait_for(&signature, blockhash.last_valid_block_height)
+            .await?
+        {
+            Landed::Ok => {
+                self.mark(&signature.to_string(), "confirmed", None).await?;
+                let note = self.after_landing(offer, action).await?;
+                Ok(format!("{} landed in {signature}; {note}", action.as_str()))
+            }
+            Landed::Failed(err) => {
+                self.mark(&signature.to_string(), "failed", Some(&err))
+                    .await?;
+                Err(JobError::Retry(format!(
+                    "{signature} failed on-chain: {err}"
+                )))
+            }
+            Landed::Expired => {
+                self.mark(&signature.to_string(), "expired", None).await?;
+                Err(JobError::Retry(format!(
+                    "{signature} expired without landing; the next attempt signs anew"
+                )))
+            }
+            Landed::NotYet => Err(JobError::Retry(format!(
+                "{signature} not landed yet; the next attempt checks it first"
+            ))),
+        }
+    }
+
+    /// Polls a signature within the confirm window.
+    async fn wait_for(&self, signature: &Signature, last_valid: u64) -> Result<Landed, JobError> {
+        let deadline = tokio::time::Instant::now() + self.config.confirm_window;
+        loop {
+            match self.chain.status(signature).await? {
+                TxStatus::Landed { err: None } => return Ok(Landed::Ok),
+                TxStatus::Landed { err: Some(e) } => return Ok(Landed::Failed(e)),
+                TxStatus::Unknown => {}
+            }
+            if self.chain.block_height().await? > last_valid {
+                // One last look: it may have landed in the final valid block.
+                return Ok(match self.chain.status(signature).await? {
+                    TxStatus::Landed { err: None } => Landed::Ok,
+                    TxStatus::Landed { err: Some(e) } => Landed::Failed(e),
+                    TxStatus::Unknown => Landed::Expired,
+                });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(Landed::NotYet);
+            }
+            tokio::time::sleep(self.config.poll).await;
+        }
+    }
+
+    async fn mark(
+        &self,
+        signature: &str,
+        state: &str,
+        error: Option<&str>,
+    ) -> Result<(), JobError> {
+        sqlx::query(
+            "UPDATE chain_txs SET state = $2, error = $3, updated_at = now() WHERE signature = $1",
+        )
+        .bind(signature)
+        .bind(state)
+        .bind(error)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    /// After a transaction of ours landed: queue the crank an approval scheduled, or record how
+    /// the escrow settled.
+    async fn after_landing(
+        &self,
+        offer: &OfferKeys,
+        action: JobAction,
+    ) -> Result<String, JobError> {
+        match action {
+            JobAction::ApproveRelease | JobAction::ApproveRefund => {
+                let Some(account) = self.chain.account(&offer.escrow).await? else {
+                    return Ok("the escrow has closed since".into());
+                };
+                let state = Escrow::try_deserialize(&mut account.data.as_slice())
+                    .map_err(|_| JobError::Permanent("not an escrow account".into()))?;
+                self.queue_crank_if_scheduled(&Deal::from_state(offer.escrow, &state), &state)
+                    .await
+            }
+            JobAction::CrankRelease => self.settle(offer.id, "released").await,
+            JobAction::CrankRefund => self.settle(offer.id, "refunded").await,
+        }
+    }
+
+    /// The escrow is gone: a crank's work is done (by us or anyone); an approval has nothing to do.
+    async fn closed(&self, offer: &OfferKeys, action: JobAction) -> Result<String, JobError> {
+        Ok(match action {
+            JobAction::CrankRelease | JobAction::CrankRefund => {
+                format!("escrow {} is closed: settled already", offer.escrow)
+            }
+            _ => format!("escrow {} is closed: nothing left to approve", offer.escrow),
+        })
+    }
+
+    async fn settle(&self, offer: Uuid, settlement: &str) -> Result<String, JobError> {
+        sqlx::query("UPDATE offers SET settlement = $2, updated_at = now() WHERE id = $1 AND settlement IS NULL")
+            .bind(offer)
+            .bind(settlement)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(format!("offer {settlement}"))
+    }
+
+    pub async fn queue_crank_if_scheduled(
+        &self,
+        deal: &Deal,
+        state: &Escrow,
+    ) -> Result<String, JobError> {
+        queue_crank(&self.pool, deal.escrow, state, self.config.max_attempts)
+            .await
+            .map_err(db)
+    }
+}
+
+/// Queues the crank for an escrow's scheduled outcome at its eta (once per offer and outcome).
+pub async fn queue_crank(
+    pool: &PgPool,
+    escrow: Pubkey,
+    state: &Escrow,
+    max_attempts: i32,
+) -> sqlx::Result<String> {
+    let action = match state.scheduled() {
+        Some(Outcome::Release) => JobAction::CrankRelease,
+        Some(Outcome::Refund) => JobAction::CrankRefund,
+        None => return Ok("nothing scheduled yet".into()),
+    };
+    let eta: DateTime<Utc> = Utc
+        .timestamp_opt(state.eta, 0)
+        .single()
+        .unwrap_or_else(Utc::now);
+    let mut conn = pool.acquire().await?;
+    let offer: Option<Uuid> = sqlx::query_scalar("SELECT id FROM offers WHERE escrow = $1")
+        .bind(escrow.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(offer) = offer else {
+        return Ok("no offer for this escrow".into());
+    };
+    let queued = queue::enqueue_at(&mut conn, offer, action, max_attempts, eta).await?;
+    Ok(if queued {
+        format!("{} queued for {eta}", action.as_str())
+    } else {
+        format!("{} already queued", action.as_str())
+    })
+}
+
+enum Plan {
+    Done(String),
+    Send(Vec<Instruction>),
+}
+
+enum Landed {
+    Ok,
+    Failed(String),
+    Expired,
+    NotYet,
+}
+
+/// The offer and the escrow must describe the same deal.
+fn check_matches(state: &Escrow, offer: &OfferKeys) -> Result<(), JobError> {
+    let mismatch = [
+        ("mint", state.mint != offer.mint),
+        ("buyer", state.buyer != offer.buyer),
+        ("seller", state.seller != offer.seller),
+        ("amount", state.amount != offer.amount),
+    ]
+    .into_iter()
+    .filter(|(_, differs)| *differs)
+    .map(|(field, _)| field)
+    .collect::<Vec<_>>();
+    if mismatch.is_empty() {
+        Ok(())
+    } else {
+        Err(JobError::Permanent(format!(
+            "escrow {} does not match its offer ({}): refusing to act; check the offer's registration",
+            offer.escrow,
+            mismatch.join(", ")
+        )))
+    }
+}
+
+/// Program errors that mean the work is already done.
+fn already_done(logs: &[String]) -> Option<&'static str> {
+    ["AlreadyApproved", "OutcomeAlreadyScheduled"]
+        .into_iter()
+        .find(|code| {
+            logs.iter()
+                .any(|l| l.contains(&format!("Error Code: {code}.")))
+        })
+}

@@ -1,0 +1,342 @@
+//! The whole story on the embedded chain (LiteSVM with the compiled program), signed by a real
+//! OpenBao: a verified delivery ends in a release the program accepted, and a crash between
+//! send and confirm never produces a second transaction.
+mod support;
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use anchor_lang::{prelude::Pubkey, solana_program::instruction::Instruction};
+use escrow::Outcome;
+use escrow_tests::fixtures::{World, AMOUNT};
+use relayer::{
+    chain::{
+        embedded::EmbeddedChain, Chain, ChainAccount, ChainFuture, RecentBlockhash, Simulation,
+        TxStatus,
+    },
+    executor::{ChainExecutor, ExecutorConfig},
+    reconcile,
+    signer::{self, SignFuture, SignerConfig, TxSigner},
+    startup::Role,
+};
+use serde_json::json;
+use solana_keypair::Keypair;
+use solana_signature::Signature;
+use solana_signer::Signer;
+use solana_transaction::Transaction;
+use support::{openbao::OpenBao, *};
+
+/// Counts the KMS signatures: the key lives only in OpenBao, so this is every transaction the
+/// relayer could have produced.
+struct Counting {
+    inner: Arc<dyn TxSigner>,
+    signed: AtomicUsize,
+}
+
+impl TxSigner for Counting {
+    fn pubkey(&self) -> Pubkey {
+        self.inner.pubkey()
+    }
+    fn sign_unchecked<'a>(&'a self, message: &'a [u8]) -> SignFuture<'a> {
+        self.signed.fetch_add(1, Ordering::SeqCst);
+        self.inner.sign_unchecked(message)
+    }
+}
+
+/// The embedded chain, with the status lookups able to hang: a relayer stuck there is a
+/// relayer between send and confirm.
+struct Hanging {
+    inner: EmbeddedChain,
+    hang_status: AtomicBool,
+}
+
+impl Chain for Hanging {
+    fn account<'a>(&'a self, a: &'a Pubkey) -> ChainFuture<'a, Option<ChainAccount>> {
+        self.inner.account(a)
+    }
+    fn latest_blockhash(&self) -> ChainFuture<'_, RecentBlockhash> {
+        self.inner.latest_blockhash()
+    }
+    fn block_height(&self) -> ChainFuture<'_, u64> {
+        self.inner.block_height()
+    }
+    fn simulate<'a>(&'a self, tx: &'a Transaction) -> ChainFuture<'a, Simulation> {
+        self.inner.simulate(tx)
+    }
+    fn send<'a>(&'a self, tx: &'a Transaction) -> ChainFuture<'a, Signature> {
+        self.inner.send(tx)
+    }
+    fn status<'a>(&'a self, s: &'a Signature) -> ChainFuture<'a, TxStatus> {
+        if self.hang_status.load(Ordering::SeqCst) {
+            return Box::pin(std::future::pending());
+        }
+        self.inner.status(s)
+    }
+    fn unix_time(&self) -> ChainFuture<'_, i64> {
+        self.inner.unix_time()
+    }
+}
+
+struct Story {
+    world: World,
+    chain: EmbeddedChain,
+    signer: Arc<Counting>,
+    _bao: OpenBao,
+    database_url: String,
+}
+
+/// A funded escrow whose approvers include the relayer's OpenBao key, on an embedded chain.
+async fn story() -> Story {
+    let bao = OpenBao::start().await;
+    bao.create_key("relayer", json!({ "type": "ed25519" }))
+        .await;
+    let kms = signer::connect(
+        &SignerConfig::Vault(bao.config("relayer", None)),
+        None,
+        true,
+    )
+    .await
+    .unwrap();
+    let relayer = kms.pubkey();
+    let mut world = World::new();
+    world.args.approvers[3] = relayer;
+    world.fund();
+    world.svm.svm.airdrop(&relayer, 10_000_000_000).unwrap();
+    let chain = EmbeddedChain::from_svm(std::mem::take(&mut world.svm.svm));
+    Story {
+        world,
+        chain,
+        signer: Arc::new(Counting {
+            inner: kms,
+            signed: AtomicUsize::new(0),
+        }),
+        _bao: bao,
+        database_url: fresh_database().await,
+    }
+}
+
+impl Story {
+    fn executor(&self, chain: Arc<dyn Chain>) -> Arc<ChainExecutor> {
+        Arc::new(ChainExecutor {
+            pool: relayer::db::pool(&self.database_url).unwrap(),
+            chain,
+            signer: self.signer.clone(),
+            config: ExecutorConfig {
+                execute: true,
+                confirm_window: Duration::from_secs(5),
+                poll: Duration::from_millis(20),
+                max_attempts: 5,
+            },
+        })
+    }
+
+    async fn register(&self, app: &TestApp) -> uuid::Uuid {
+        let w = &self.world;
+        let body = json!({
+            "escrow": w.deal.escrow.to_string(), "buyer": w.buyer.pubkey().to_string(),
+            "seller": w.seller.pubkey().to_string(), "mint": w.mint.to_string(),
+            "amount": AMOUNT, "tracking_number": "1ZE2E", "carrier": "ups",
+        });
+        let resp = app
+            .http
+            .post(app.url("/v1/offers"))
+            .bearer_auth(app.token())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        resp.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// A party signs with its own wallet, outside the relayer.
+    fn party_sends(&self, ix: Instruction, signer: &Keypair) {
+        let mut svm = self.chain.svm();
+        svm.expire_blockhash();
+        let message = solana_message::Message::new(&[ix], Some(&signer.pubkey()));
+        let tx = Transaction::new(&[signer], message, svm.latest_blockhash());
+        svm.send_transaction(tx).expect("party's transaction");
+    }
+
+    fn escrow(&self) -> Option<escrow::Escrow> {
+        let account = self.chain.svm().get_account(&self.world.deal.escrow)?;
+        anchor_lang::AccountDeserialize::try_deserialize(&mut account.data.as_slice()).ok()
+    }
+
+    fn token_balance(&self, account: &Pubkey) -> u64 {
+        let data = self.chain.svm().get_account(account).unwrap().data;
+        u64::from_le_bytes(data[64..72].try_into().unwrap())
+    }
+}
+
+async fn job_state(pool: &sqlx::PgPool, action: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT state FROM jobs WHERE action = $1")
+        .bind(action)
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_verified_delivery_ends_in_a_kms_signed_release() {
+    let s = story().await;
+    let app = spawn(
+        config(&s.database_url),
+        Role::All,
+        s.executor(Arc::new(s.chain.clone())),
+    )
+    .await;
+    let offer = s.register(&app).await;
+
+    // The carrier says delivered: the relayer approves the release, signed by OpenBao.
+    assert_eq!(
+        app.webhook(&event("e2e-1", "1ZE2E", "delivered")).await.0,
+        200
+    );
+    eventually("approval job done", || async {
+        job_state(&app.pool, "approve_release").await.as_deref() == Some("succeeded")
+    })
+    .await;
+    let state = s.escrow().unwrap();
+    assert_eq!(
+        state.release_approvals,
+        1 << 3,
+        "the relayer's approval landed"
+    );
+    assert_eq!(state.scheduled(), None, "one approval of two");
+
+    // The seller approves from their wallet: the release is scheduled; the watchtower sees it.
+    s.party_sends(
+        s.world
+            .deal
+            .approve(&s.world.seller.pubkey(), Outcome::Release),
+        &s.world.seller,
+    );
+    let eta = s.escrow().unwrap().eta;
+    // The dispute window passes on the chain's clock, then the reconciler queues the crank.
+    {
+        let mut svm = s.chain.svm();
+        let mut clock = svm.get_sysvar::<anchor_lang::prelude::Clock>();
+        clock.unix_timestamp = eta;
+        svm.set_sysvar(&clock);
+    }
+    reconcile::reconcile_once(&app.pool, &s.chain, 5)
+        .await
+        .unwrap();
+    eventually("release cranked", || async {
+        job_state(&app.pool, "crank_release").await.as_deref() == Some("succeeded")
+    })
+    .await;
+
+    assert_eq!(
+        s.token_balance(&s.world.seller_token) + s.token_balance(&s.seller_ata()),
+        AMOUNT,
+        "the seller got paid"
+    );
+    assert!(s.escrow().is_none(), "escrow closed");
+    let settlement: Option<String> =
+        sqlx::query_scalar("SELECT settlement FROM offers WHERE id = $1")
+            .bind(offer)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(settlement.as_deref(), Some("released"));
+    assert_eq!(
+        app.metric("relayer_offers_settled{settlement=\"released\"}")
+            .await,
+        1.0
+    );
+    let confirmed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM chain_txs WHERE state = 'confirmed'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(confirmed, 2, "approve and release");
+    assert_eq!(
+        s.signer.signed.load(Ordering::SeqCst),
+        2,
+        "two KMS signatures in all"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_relayer_killed_between_send_and_confirm_never_sends_twice() {
+    let s = story().await;
+    let hanging = Arc::new(Hanging {
+        inner: s.chain.clone(),
+        hang_status: AtomicBool::new(true),
+    });
+    let mut cfg = config(&s.database_url);
+    cfg.queue.workers = 1;
+    let first = spawn(cfg.clone(), Role::All, s.executor(hanging.clone())).await;
+    s.register(&first).await;
+    assert_eq!(
+        first.webhook(&event("e2e-2", "1ZE2E", "delivered")).await.0,
+        200
+    );
+    // Signed, recorded and sent; the worker now hangs waiting for the confirmation...
+    eventually("transaction recorded", || async {
+        first.count("chain_txs").await == 1
+    })
+    .await;
+    eventually("transaction landed", || async {
+        s.escrow().is_some_and(|e| e.release_approvals != 0)
+    })
+    .await;
+    // ...and the process dies: no graceful hand-back, the job keeps its lease.
+    first.task.abort();
+    let pool = first.pool.clone();
+    sqlx::query("UPDATE jobs SET locked_until = now() - interval '1 second'")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let second = spawn(cfg, Role::All, s.executor(Arc::new(s.chain.clone()))).await;
+    eventually("job completed after restart", || async {
+        job_state(&pool, "approve_release").await.as_deref() == Some("succeeded")
+    })
+    .await;
+    let (signatures, confirmed): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE state = 'confirmed') FROM chain_txs",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (signatures, confirmed),
+        (1, 1),
+        "the restarted relayer confirmed the first transaction"
+    );
+    assert_eq!(
+        s.signer.signed.load(Ordering::SeqCst),
+        1,
+        "the KMS signed exactly once"
+    );
+    let result: Option<String> =
+        sqlx::query_scalar("SELECT result FROM jobs WHERE action = 'approve_release'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(result.unwrap().contains("sent by an earlier attempt"));
+    second.stop().await;
+}
+
+impl Story {
+    fn seller_ata(&self) -> Pubkey {
+        spl_associated_token_account_interface::address::get_associated_token_address_with_program_id(
+            &self.world.seller.pubkey(),
+            &self.world.mint,
+            &self.world.token_program,
+        )
+    }
+}

@@ -97,36 +97,28 @@ impl Metrics {
 
     /// Refreshes the database gauges and renders everything in the text exposition format.
     pub async fn render(&self, pool: &PgPool) -> sqlx::Result<String> {
-        for status in OfferStatus::ALL {
-            self.offers.with_label_values(&[status.as_str()]).set(0);
-        }
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, count(*) FROM offers GROUP BY status")
-                .fetch_all(pool)
-                .await?;
-        for (status, n) in rows {
-            self.offers.with_label_values(&[&status]).set(n);
-        }
-        for settlement in ["released", "refunded"] {
-            self.settled.with_label_values(&[settlement]).set(0);
-        }
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT settlement, count(*) FROM offers WHERE settlement IS NOT NULL GROUP BY settlement")
-                .fetch_all(pool)
-                .await?;
-        for (settlement, n) in rows {
-            self.settled.with_label_values(&[&settlement]).set(n);
-        }
-        for state in JOB_STATES {
-            self.jobs.with_label_values(&[state]).set(0);
-        }
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT state, count(*) FROM jobs GROUP BY state")
-                .fetch_all(pool)
-                .await?;
-        for (state, n) in rows {
-            self.jobs.with_label_values(&[&state]).set(n);
-        }
+        let statuses: Vec<&str> = OfferStatus::ALL.iter().map(|s| s.as_str()).collect();
+        refresh(
+            &self.offers,
+            &statuses,
+            "SELECT status, count(*) FROM offers GROUP BY status",
+            pool,
+        )
+        .await?;
+        refresh(
+            &self.settled,
+            &["released", "refunded"],
+            "SELECT settlement, count(*) FROM offers WHERE settlement IS NOT NULL GROUP BY settlement",
+            pool,
+        )
+        .await?;
+        refresh(
+            &self.jobs,
+            &JOB_STATES,
+            "SELECT state, count(*) FROM jobs GROUP BY state",
+            pool,
+        )
+        .await?;
         let lag: f64 = sqlx::query_scalar(
             "SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(run_at))::float8, 0)
              FROM jobs WHERE state = 'pending' AND run_at <= now()",
@@ -141,4 +133,22 @@ impl Metrics {
             .expect("text encoding");
         Ok(String::from_utf8(out).expect("prometheus text is UTF-8"))
     }
+}
+
+/// Sets a gauge per label from a `SELECT label, count(*)` query; labels absent from the result
+/// read 0 rather than keeping a stale value.
+async fn refresh(
+    gauge: &IntGaugeVec,
+    labels: &[&str],
+    counts: &'static str,
+    pool: &PgPool,
+) -> sqlx::Result<()> {
+    for label in labels {
+        gauge.with_label_values(&[*label]).set(0);
+    }
+    let rows: Vec<(String, i64)> = sqlx::query_as(counts).fetch_all(pool).await?;
+    for (label, n) in rows {
+        gauge.with_label_values(&[&label]).set(n);
+    }
+    Ok(())
 }

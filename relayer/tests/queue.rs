@@ -169,44 +169,22 @@ async fn failing_jobs_back_off_then_die_and_an_operator_can_retry_them() {
 
     // The operator sees it, fixes the cause, and retries.
     let dead: Value = app
-        .http
-        .get(app.url("/v1/jobs?state=dead"))
-        .bearer_auth(app.token())
-        .send()
+        .get_as_operator("/v1/jobs?state=dead")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(dead[0]["id"], id);
     recorder.failing.store(false, Ordering::SeqCst);
-    let resp = app
-        .http
-        .post(app.url(&format!("/v1/jobs/{id}/retry")))
-        .bearer_auth(app.token())
-        .send()
-        .await
-        .unwrap();
+    let resp = app.post_as_operator(&format!("/v1/jobs/{id}/retry")).await;
     assert_eq!(resp.status(), 200);
     eventually("retried job succeeded", || async {
         states(&app.pool).await.get("succeeded") == Some(&1)
     })
     .await;
-    let again = app
-        .http
-        .post(app.url(&format!("/v1/jobs/{id}/retry")))
-        .bearer_auth(app.token())
-        .send()
-        .await
-        .unwrap();
+    let again = app.post_as_operator(&format!("/v1/jobs/{id}/retry")).await;
     assert_eq!(again.status(), 409, "only dead jobs can be retried");
-    let unknown = app
-        .http
-        .post(app.url("/v1/jobs/999999/retry"))
-        .bearer_auth(app.token())
-        .send()
-        .await
-        .unwrap();
+    let unknown = app.post_as_operator("/v1/jobs/999999/retry").await;
     assert_eq!(unknown.status(), 404);
     app.stop().await;
 }

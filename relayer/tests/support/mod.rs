@@ -149,6 +149,26 @@ impl TestApp {
         token(JWT_SECRET, 3600)
     }
 
+    /// GET with a valid operator token.
+    pub async fn get_as_operator(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(self.token())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// POST (no body) with a valid operator token.
+    pub async fn post_as_operator(&self, path: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(self.token())
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn register_offer(&self, tracking_number: &str) -> Uuid {
         let resp = self
             .http

@@ -19,9 +19,13 @@ ensure_postgres() {
 }
 
 # Drops databases left by earlier test runs (each relayer test creates relayer_test_<uuid>).
+# Only those nobody is connected to, listed once at the start: databases of tests that start
+# while this runs are never on the list.
 drop_test_databases() {
   local url=$1 db
-  for db in $(psql "$url" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'relayer_test_%'"); do
+  for db in $(psql "$url" -Atqc "SELECT d.datname FROM pg_database d
+     WHERE d.datname LIKE 'relayer_test_%'
+       AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)"); do
     psql "$url" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
   done
 }

@@ -28,6 +28,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("VAULT_KEY_VERSION", "pin this key version (default: the latest at start-up)"),
     ("VAULT_TRANSIT_MOUNT", "transit mount path (default transit)"),
     ("VAULT_TOKEN", "Vault token (or VAULT_TOKEN_FILE: a file holding it)"),
+    ("VAULT_TIMEOUT_SECS", "how long one Vault request may take (default 10)"),
     ("RELAYER_ADDRESS", "the address the signer must have; start-up fails on any other key"),
     ("SIGNER_KEYPAIR_FILE", "with SIGNER_MODE=local: a Solana keypair file (refused with OPENCLAW_EXECUTE=true)"),
     ("RUST_LOG", "log filter (default info); logs are JSON lines"),

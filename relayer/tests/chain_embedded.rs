@@ -172,9 +172,11 @@ impl Story {
         anchor_lang::AccountDeserialize::try_deserialize(&mut account.data.as_slice()).ok()
     }
 
+    /// A token account's balance; 0 when it does not exist (yet).
     fn token_balance(&self, account: &Pubkey) -> u64 {
-        let data = self.chain.svm().get_account(account).unwrap().data;
-        u64::from_le_bytes(data[64..72].try_into().unwrap())
+        self.chain.svm().get_account(account).map_or(0, |a| {
+            u64::from_le_bytes(a.data[64..72].try_into().unwrap())
+        })
     }
 }
 
@@ -339,4 +341,183 @@ impl Story {
             &self.world.token_program,
         )
     }
+}
+
+impl Story {
+    fn buyer_ata(&self) -> Pubkey {
+        spl_associated_token_account_interface::address::get_associated_token_address_with_program_id(
+            &self.world.buyer.pubkey(),
+            &self.world.mint,
+            &self.world.token_program,
+        )
+    }
+
+    /// Moves the chain's clock to `unix_timestamp`.
+    fn set_chain_time(&self, unix_timestamp: i64) {
+        let mut svm = self.chain.svm();
+        let mut clock = svm.get_sysvar::<anchor_lang::prelude::Clock>();
+        clock.unix_timestamp = unix_timestamp;
+        svm.set_sysvar(&clock);
+    }
+}
+
+async fn last_error(pool: &sqlx::PgPool, action: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT last_error FROM jobs WHERE action = $1")
+        .bind(action)
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+        .flatten()
+}
+
+#[tokio::test]
+async fn a_returned_parcel_ends_in_a_refund() {
+    let s = story().await;
+    let app = spawn(
+        config(&s.database_url),
+        Role::All,
+        s.executor(Arc::new(s.chain.clone())),
+    )
+    .await;
+    let offer = s.register(&app).await;
+    assert_eq!(
+        app.webhook(&event("ret-1", "1ZE2E", "returned")).await.0,
+        200
+    );
+    eventually("refund approval done", || async {
+        job_state(&app.pool, "approve_refund").await.as_deref() == Some("succeeded")
+    })
+    .await;
+    assert_eq!(s.escrow().unwrap().refund_approvals, 1 << 3);
+    // The buyer confirms the return from their wallet: 2 of 4, the refund is scheduled.
+    s.party_sends(
+        s.world
+            .deal
+            .approve(&s.world.buyer.pubkey(), Outcome::Refund),
+        &s.world.buyer,
+    );
+    s.set_chain_time(s.escrow().unwrap().eta);
+    reconcile::reconcile_once(&app.pool, &s.chain, 5)
+        .await
+        .unwrap();
+    eventually("refund cranked", || async {
+        job_state(&app.pool, "crank_refund").await.as_deref() == Some("succeeded")
+    })
+    .await;
+    assert_eq!(
+        s.token_balance(&s.buyer_ata()),
+        AMOUNT,
+        "the buyer got the deposit back"
+    );
+    assert!(s.escrow().is_none());
+    let settlement: Option<String> =
+        sqlx::query_scalar("SELECT settlement FROM offers WHERE id = $1")
+            .bind(offer)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(settlement.as_deref(), Some("refunded"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_buyer_dispute_in_the_window_stops_the_release() {
+    let s = story().await;
+    let mut executor_cfg = s.executor(Arc::new(s.chain.clone()));
+    Arc::get_mut(&mut executor_cfg).unwrap().config.max_attempts = 50;
+    let app = spawn(config(&s.database_url), Role::All, executor_cfg).await;
+    s.register(&app).await;
+    assert_eq!(
+        app.webhook(&event("dsp-1", "1ZE2E", "delivered")).await.0,
+        200
+    );
+    eventually("approval done", || async {
+        job_state(&app.pool, "approve_release").await.as_deref() == Some("succeeded")
+    })
+    .await;
+    s.party_sends(
+        s.world
+            .deal
+            .approve(&s.world.seller.pubkey(), Outcome::Release),
+        &s.world.seller,
+    );
+    // The watchtower queues the crank; until the eta it waits...
+    reconcile::reconcile_once(&app.pool, &s.chain, 50)
+        .await
+        .unwrap();
+    eventually("crank waiting for the eta", || async {
+        last_error(&app.pool, "crank_release")
+            .await
+            .is_some_and(|e| e.contains("eta is"))
+    })
+    .await;
+    // ...and the buyer disputes inside the window.
+    s.party_sends(
+        s.world.deal.dispute(&s.world.buyer.pubkey()),
+        &s.world.buyer,
+    );
+    eventually("crank gave up", || async {
+        job_state(&app.pool, "crank_release").await.as_deref() == Some("succeeded")
+    })
+    .await;
+    let result: Option<String> =
+        sqlx::query_scalar("SELECT result FROM jobs WHERE action = 'crank_release'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(result.unwrap().contains("no release is scheduled"));
+    let state = s.escrow().expect("still open");
+    assert_eq!((state.scheduled(), state.release_approvals), (None, 0));
+    assert_eq!(s.token_balance(&s.seller_ata()), 0, "nothing paid");
+    assert_eq!(
+        s.signer.signed.load(Ordering::SeqCst),
+        1,
+        "only the approval was signed"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn openbao_down_means_retries_then_success() {
+    let s = story().await;
+    let app = spawn(
+        config(&s.database_url),
+        Role::All,
+        s.executor(Arc::new(s.chain.clone())),
+    )
+    .await;
+    s.register(&app).await;
+    let pid = s._bao.child.id().to_string();
+    // Frozen, not gone: requests hang until the signer's timeout.
+    std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap();
+    assert_eq!(
+        app.webhook(&event("down-1", "1ZE2E", "delivered")).await.0,
+        200
+    );
+    eventually("a failed attempt", || async {
+        last_error(&app.pool, "approve_release")
+            .await
+            .is_some_and(|e| e.contains("signer unavailable"))
+    })
+    .await;
+    assert!(app.metric("relayer_job_retries_total").await >= 1.0);
+    std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap();
+    eventually("approval after OpenBao returned", || async {
+        job_state(&app.pool, "approve_release").await.as_deref() == Some("succeeded")
+    })
+    .await;
+    let attempts: i32 =
+        sqlx::query_scalar("SELECT attempts FROM jobs WHERE action = 'approve_release'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(attempts >= 2, "attempts: {attempts}");
+    assert_eq!(s.escrow().unwrap().release_approvals, 1 << 3);
+    app.stop().await;
 }

@@ -132,6 +132,11 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 .unwrap_or_else(|| "transit".into()),
             key,
             version,
+            timeout: std::time::Duration::from_secs(self.parsed(
+                "VAULT_TIMEOUT_SECS",
+                10,
+                "seconds",
+            )?),
         }))
     }
 

@@ -27,6 +27,8 @@ pub struct VaultConfig {
     pub key: String,
     /// Pinned key version; `None` pins the latest at start-up.
     pub version: Option<u64>,
+    /// How long one Vault request may take before the signer counts as unavailable.
+    pub timeout: Duration,
 }
 
 pub struct VaultSigner {
@@ -63,7 +65,7 @@ impl VaultSigner {
         let settings = VaultClientSettingsBuilder::default()
             .address(&config.url)
             .token(token)
-            .timeout(Some(Duration::from_secs(10)))
+            .timeout(Some(config.timeout))
             .build()
             .map_err(|e| anyhow::anyhow!("VAULT_URL {:?} is not usable: {e}", config.url))?;
         let client =

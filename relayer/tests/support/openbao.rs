@@ -120,6 +120,7 @@ impl OpenBao {
             mount: "transit".into(),
             key: key.into(),
             version,
+            timeout: Duration::from_secs(2),
         }
     }
 }

@@ -20,6 +20,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("JOB_LEASE_SECS", "how long a claimed job stays locked without a heartbeat (default 60)"),
     ("JOB_BACKOFF_BASE_MS", "first retry delay; doubles per attempt, with jitter (default 1000)"),
     ("JOB_BACKOFF_MAX_SECS", "longest retry delay (default 600)"),
+    ("STUCK_AFTER_SECS", "flag offers delivered/returned but unsettled after this long (default 86400)"),
     ("SIGNER_MODE", "vault (Vault/OpenBao Transit), kms (with KMS_PROVIDER) or local (keypair file; tests only)"),
     ("KMS_PROVIDER", "with SIGNER_MODE=kms: vault (aws and gcp are refused as not supported yet)"),
     ("KMS_KEY_ID", "with SIGNER_MODE=kms: the transit key name"),
@@ -113,6 +114,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub queue: QueueConfig,
     pub execute: bool,
+    /// An ended shipment whose escrow has not settled after this long is flagged as stuck.
+    pub stuck_after: Duration,
 }
 
 /// Reads variables through `get`, so tests can configure without touching the process env.
@@ -253,6 +256,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             http,
             queue,
             execute: self.flag("OPENCLAW_EXECUTE")?,
+            stuck_after: Duration::from_secs(self.parsed("STUCK_AFTER_SECS", 86_400, "seconds")?),
         })
     }
 }

@@ -37,6 +37,8 @@ pub struct ExecutorConfig {
     pub poll: Duration,
     /// Attempts for the crank jobs this executor queues.
     pub max_attempts: i32,
+    /// Priority fee in micro-lamports per compute unit; 0 for none.
+    pub priority_fee_micro_lamports: u64,
 }
 
 pub struct ChainExecutor {
@@ -299,6 +301,29 @@ impl ChainExecutor {
                 .collect::<Vec<_>>()
                 .join(" | ");
             return Err(JobError::Retry(format!("simulation failed: {err}: {tail}")));
+        }
+        if self.config.priority_fee_micro_lamports > 0 {
+            // The fee is price × limit: limit to what the simulation used, with headroom for
+            // the two compute-budget instructions and state drift.
+            use solana_compute_budget_interface::ComputeBudgetInstruction;
+            let limit = simulation
+                .compute_units
+                .saturating_add(simulation.compute_units / 5)
+                .saturating_add(1_000);
+            let mut budgeted = vec![
+                ComputeBudgetInstruction::set_compute_unit_limit(
+                    u32::try_from(limit).unwrap_or(u32::MAX),
+                ),
+                ComputeBudgetInstruction::set_compute_unit_price(
+                    self.config.priority_fee_micro_lamports,
+                ),
+            ];
+            budgeted.extend(ixs);
+            tx = Transaction::new_unsigned(Message::new_with_blockhash(
+                &budgeted,
+                Some(&payer),
+                &blockhash.hash,
+            ));
         }
         if !self.config.execute {
             return Ok(format!(

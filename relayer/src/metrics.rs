@@ -2,7 +2,7 @@
 //! (offers by status, jobs by state, queue lag) are read from Postgres at scrape time, so every
 //! replica reports the same truth.
 use prometheus::{
-    Encoder, Gauge, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use sqlx::PgPool;
 
@@ -21,6 +21,7 @@ pub struct Metrics {
     settled: IntGaugeVec,
     jobs: IntGaugeVec,
     queue_lag: Gauge,
+    stuck: IntGauge,
 }
 
 impl Default for Metrics {
@@ -61,6 +62,11 @@ impl Metrics {
         .expect("metric");
         let jobs =
             IntGaugeVec::new(Opts::new("jobs", "Jobs by state"), &["state"]).expect("metric");
+        let stuck = IntGauge::new(
+            "offers_stuck",
+            "Offers delivered or returned but not settled for longer than STUCK_AFTER_SECS",
+        )
+        .expect("metric");
         let queue_lag = Gauge::new(
             "queue_lag_seconds",
             "Age of the oldest runnable job (0 when none)",
@@ -75,6 +81,7 @@ impl Metrics {
             Box::new(settled.clone()),
             Box::new(jobs.clone()),
             Box::new(queue_lag.clone()),
+            Box::new(stuck.clone()),
         ] {
             registry.register(m).expect("register metric");
         }
@@ -88,6 +95,7 @@ impl Metrics {
             settled,
             jobs,
             queue_lag,
+            stuck,
         }
     }
 
@@ -96,7 +104,11 @@ impl Metrics {
     }
 
     /// Refreshes the database gauges and renders everything in the text exposition format.
-    pub async fn render(&self, pool: &PgPool) -> sqlx::Result<String> {
+    pub async fn render(
+        &self,
+        pool: &PgPool,
+        stuck_after: std::time::Duration,
+    ) -> sqlx::Result<String> {
         let statuses: Vec<&str> = OfferStatus::ALL.iter().map(|s| s.as_str()).collect();
         refresh(
             &self.offers,
@@ -126,6 +138,8 @@ impl Metrics {
         .fetch_one(pool)
         .await?;
         self.queue_lag.set(lag.max(0.0));
+        self.stuck
+            .set(stuck_offers(pool, stuck_after).await?.len() as i64);
 
         let mut out = Vec::new();
         TextEncoder::new()
@@ -151,4 +165,20 @@ async fn refresh(
         gauge.with_label_values(&[&label]).set(n);
     }
     Ok(())
+}
+
+/// Escrow addresses of offers whose shipment ended (delivered or returned) longer than
+/// `stuck_after` ago without their escrow settling: something needs a human.
+pub async fn stuck_offers(
+    pool: &PgPool,
+    stuck_after: std::time::Duration,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT escrow FROM offers
+         WHERE settlement IS NULL AND status IN ('delivered', 'returned')
+           AND updated_at < now() - make_interval(secs => $1)",
+    )
+    .bind(stuck_after.as_secs_f64())
+    .fetch_all(pool)
+    .await
 }

@@ -131,6 +131,7 @@ impl Story {
                 confirm_window: Duration::from_secs(5),
                 poll: Duration::from_millis(20),
                 max_attempts: 5,
+                priority_fee_micro_lamports: 0,
             },
         })
     }
@@ -519,5 +520,63 @@ async fn openbao_down_means_retries_then_success() {
             .unwrap();
     assert!(attempts >= 2, "attempts: {attempts}");
     assert_eq!(s.escrow().unwrap().release_approvals, 1 << 3);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_configured_priority_fee_is_paid() {
+    let s = story().await;
+    let mut executor = s.executor(Arc::new(s.chain.clone()));
+    Arc::get_mut(&mut executor)
+        .unwrap()
+        .config
+        .priority_fee_micro_lamports = 1_000_000;
+    let app = spawn(config(&s.database_url), Role::All, executor).await;
+    s.register(&app).await;
+    let relayer = s.signer.pubkey();
+    let before = s.chain.svm().get_balance(&relayer).unwrap();
+    assert_eq!(
+        app.webhook(&event("fee-1", "1ZE2E", "delivered")).await.0,
+        200
+    );
+    eventually("approval done", || async {
+        job_state(&app.pool, "approve_release").await.as_deref() == Some("succeeded")
+    })
+    .await;
+    let paid = before - s.chain.svm().get_balance(&relayer).unwrap();
+    // 5,000 lamports for the signature plus 1 lamport per compute unit of the limit.
+    assert!(paid > 5_000, "paid {paid} lamports: no priority fee");
+    assert!(
+        paid < 5_000 + 200_000,
+        "paid {paid} lamports: the limit was not derived from the simulation"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_ended_shipment_whose_escrow_never_settles_is_flagged_stuck() {
+    let s = story().await;
+    let app = spawn(
+        config(&s.database_url),
+        Role::Http,
+        Arc::new(relayer::worker::Simulate),
+    )
+    .await;
+    let offer = s.register(&app).await;
+    assert_eq!(
+        app.webhook(&event("stuck-1", "1ZE2E", "delivered")).await.0,
+        200
+    );
+    assert_eq!(
+        app.metric("relayer_offers_stuck").await,
+        0.0,
+        "just delivered: not stuck yet"
+    );
+    sqlx::query("UPDATE offers SET updated_at = now() - interval '2 days' WHERE id = $1")
+        .bind(offer)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(app.metric("relayer_offers_stuck").await, 1.0);
     app.stop().await;
 }

@@ -76,6 +76,7 @@ pub fn config(database_url: &str) -> Config {
             backoff_max: Duration::from_millis(100),
         },
         execute: false,
+        stuck_after: Duration::from_secs(86_400),
     }
 }
 

@@ -14,6 +14,9 @@ ensure_postgres "$TEST_DATABASE_URL"
 drop_test_databases "$TEST_DATABASE_URL" &
 cleanup_pid=$!
 
+echo "== SoftHSM2 (the PKCS#11 signer test makes its own token)"
+[ -f /usr/lib/softhsm/libsofthsm2.so ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 >/dev/null; }
+
 echo "== OpenBao (the signer tests start their own dev servers with it)"
 export BAO_BIN=${BAO_BIN:-$(scripts/openbao.sh install)}
 

@@ -2,6 +2,7 @@
 //!
 //! Backends (chosen by `SIGNER_MODE` / `KMS_PROVIDER`):
 //! - `vault`: HashiCorp Vault or OpenBao Transit, an ed25519 key that is never exportable;
+//! - `pkcs11`: a PKCS#11 HSM (tested with SoftHSM2), CKM_EDDSA on a non-extractable key;
 //! - `local`: a Solana keypair file, for tests and simulation only (refused with
 //!   `OPENCLAW_EXECUTE=true`);
 //! - AWS KMS and GCP KMS are refused at start-up as not supported yet: nothing here can run
@@ -10,6 +11,7 @@
 //! Every signature a backend returns is verified locally against the pinned public key before
 //! anyone uses it.
 pub mod local;
+pub mod pkcs11;
 pub mod vault;
 
 use std::{future::Future, pin::Pin, sync::Arc};
@@ -65,6 +67,7 @@ pub fn verify(pubkey: &Pubkey, message: &[u8], signature: &[u8; 64]) -> bool {
 #[derive(Clone, Debug)]
 pub enum SignerConfig {
     Vault(vault::VaultConfig),
+    Pkcs11(pkcs11::Pkcs11Config),
     Local { keypair_file: String },
 }
 
@@ -72,7 +75,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     /// `SIGNER_MODE=vault` (Vault/OpenBao Transit, key `VAULT_KEY_ID`), `SIGNER_MODE=kms` with
     /// `KMS_PROVIDER=vault` (key `KMS_KEY_ID`), or `SIGNER_MODE=local` (`SIGNER_KEYPAIR_FILE`).
     pub fn signer(&self) -> Result<SignerConfig, ConfigError> {
-        let mode = self.required("SIGNER_MODE", "vault, kms or local")?;
+        let mode = self.required("SIGNER_MODE", "vault, kms, pkcs11 or local")?;
         let key = match mode.as_str() {
             "local" => {
                 return Ok(SignerConfig::Local {
@@ -80,6 +83,23 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 })
             }
             "vault" => self.required("VAULT_KEY_ID", "relayer")?,
+            "pkcs11" => {
+                let pin = match (self.optional("PKCS11_PIN"), self.optional("PKCS11_PIN_FILE")) {
+                    (Some(pin), _) => pin,
+                    (None, Some(path)) => std::fs::read_to_string(&path).map(|p| p.trim().to_owned()).map_err(|e| {
+                        ConfigError { var: "PKCS11_PIN_FILE", problem: format!("cannot be read ({path}): {e}") }
+                    })?,
+                    (None, None) => {
+                        return Err(ConfigError { var: "PKCS11_PIN", problem: "is not set (or set PKCS11_PIN_FILE)".into() })
+                    }
+                };
+                return Ok(SignerConfig::Pkcs11(pkcs11::Pkcs11Config {
+                    module: self.required("PKCS11_MODULE", "/usr/lib/softhsm/libsofthsm2.so")?,
+                    token_label: self.required("PKCS11_TOKEN_LABEL", "relayer")?,
+                    pin: Secret::new(pin.into_bytes()),
+                    key_label: self.required("PKCS11_KEY_LABEL", "relayer")?,
+                }));
+            }
             "kms" => match self.required("KMS_PROVIDER", "vault")?.as_str() {
                 "vault" => self.required("KMS_KEY_ID", "relayer")?,
                 p @ ("aws" | "gcp") => {
@@ -92,7 +112,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                     return Err(ConfigError { var: "KMS_PROVIDER", problem: format!("is {other:?}, expected vault, aws or gcp") })
                 }
             },
-            other => return Err(ConfigError { var: "SIGNER_MODE", problem: format!("is {other:?}, expected vault, kms or local") }),
+            other => return Err(ConfigError { var: "SIGNER_MODE", problem: format!("is {other:?}, expected vault, kms, pkcs11 or local") }),
         };
         let token = match (
             self.optional("VAULT_TOKEN"),
@@ -162,6 +182,10 @@ pub async fn connect(
 ) -> anyhow::Result<Arc<dyn TxSigner>> {
     let signer: Arc<dyn TxSigner> = match config {
         SignerConfig::Vault(v) => Arc::new(vault::VaultSigner::connect(v).await?),
+        SignerConfig::Pkcs11(p) => {
+            let p = p.clone();
+            Arc::new(tokio::task::spawn_blocking(move || pkcs11::Pkcs11Signer::connect(&p)).await??)
+        }
         SignerConfig::Local { keypair_file } => {
             if execute {
                 anyhow::bail!("SIGNER_MODE=local keeps the key on disk and is refused with OPENCLAW_EXECUTE=true; use vault");

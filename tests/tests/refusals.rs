@@ -387,3 +387,34 @@ fn mint_and_token_program_must_agree_at_create() {
     );
     assert!(w.state().is_none());
 }
+
+#[test]
+fn a_dispute_at_the_deadline_does_not_open_the_deadline_refund() {
+    // The release is approved half an hour before the refund deadline, so its eta lies after it.
+    let mut w = World::new();
+    w.fund();
+    w.svm.advance(REFUND_AFTER - 1_800);
+    w.schedule(Outcome::Release);
+    w.svm.advance(1_800);
+    // At the deadline the buyer disputes and asks for the deadline refund in one transaction.
+    let buyer = w.buyer.pubkey();
+    let ixs = [
+        w.deal.dispute(&buyer),
+        w.deal.refund(&buyer, &w.buyer_token),
+    ];
+    let r = w.svm.send(&ixs, &[&w.buyer]);
+    assert_escrow_error(r, EscrowError::RefundNotAllowed);
+    assert_eq!(w.svm.token_balance(&w.deal.vault), AMOUNT);
+    // The dispute alone goes through and leaves the approvers a timelock to decide again.
+    w.dispute(Who::Buyer).unwrap();
+    let state = w.state().unwrap();
+    assert_eq!(state.refund_after, w.svm.now() + i64::from(TIMELOCK));
+    assert_escrow_error(w.refund(Who::Anyone), EscrowError::RefundNotAllowed);
+    // The arbiter sides with the seller: a fresh release, which the deadline no longer beats.
+    w.approve(Who::Arbiter, Outcome::Release).unwrap();
+    w.approve(Who::Seller, Outcome::Release).unwrap();
+    w.svm.advance(i64::from(TIMELOCK));
+    assert_escrow_error(w.refund(Who::Anyone), EscrowError::ReleaseScheduled);
+    w.release().expect("release after arbitration");
+    assert_eq!(w.svm.token_balance(&w.seller_token), AMOUNT);
+}

@@ -167,3 +167,21 @@ fn default_frozen_mint_is_refused() {
 fn pausable_mint_is_refused() {
     assert_mint_refused(MintExtension::Pausable, EscrowError::MintPausable);
 }
+
+#[test]
+fn a_mint_remade_with_a_permanent_delegate_before_deposit_is_refused() {
+    // A close-authority mint with no supply can be closed after `create` and made anew at the
+    // same address with a permanent delegate. Here the new mint's bytes are put in place directly.
+    let mut w = World::unfunded(&TOKEN_2022, &[MintExtension::MintCloseAuthority]);
+    w.create().expect("the mint is acceptable at create");
+    let remade = w
+        .svm
+        .create_mint(&TOKEN_2022, 6, &[MintExtension::PermanentDelegate]);
+    let account = w.svm.svm.get_account(&remade).unwrap();
+    w.svm.svm.set_account(w.mint, account).unwrap();
+    assert_escrow_error(w.deposit(), EscrowError::MintHasPermanentDelegate);
+    assert_eq!(
+        w.state().unwrap().status(),
+        escrow::EscrowStatus::AwaitingDeposit
+    );
+}

@@ -63,6 +63,8 @@ pub struct Disputed {
     pub escrow: Pubkey,
     pub by: Party,
     pub cancelled: Outcome,
+    /// The refund deadline after the dispute (pushed back to give the approvers time to decide).
+    pub refund_after: i64,
 }
 
 #[event]

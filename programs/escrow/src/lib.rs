@@ -3,7 +3,7 @@
 //! The state machine is described in this crate's README.
 #![allow(unexpected_cfgs)]
 
-#[cfg(target_os = "solana")]
+#[cfg(any(test, target_os = "solana"))]
 mod sbf_support;
 
 #[cfg(not(target_os = "solana"))]

@@ -24,7 +24,8 @@ pub fn check_mint(mint: &AccountInfo) -> Result<()> {
             // Fees are measured at deposit (the vault records what it received) and withheld
             // fees are harvested before the vault closes.
             ExtensionType::TransferFeeConfig
-            // A mint with supply (ours, while funded) cannot be closed.
+            // A mint with supply (ours, once funded) cannot be closed; `deposit` checks the mint
+            // again in case it was closed and made anew while the escrow was empty.
             | ExtensionType::MintCloseAuthority
             // Display-only: the raw amounts the escrow moves are unaffected.
             | ExtensionType::InterestBearingConfig

@@ -14,7 +14,7 @@ fn udivmod(a: (u64, u64), b: (u64, u64)) -> [u64; 4] {
     }
     let (mut q, mut r) = ((0u64, 0u64), (0u64, 0u64));
     for i in (0..128u32).rev() {
-        r = ((r.1 << 1) | (r.0 >> 63), r.0 << 1);
+        r = (r.0 << 1, (r.1 << 1) | (r.0 >> 63));
         let bit = if i >= 64 {
             (a.1 >> (i - 64)) & 1
         } else {
@@ -90,4 +90,64 @@ pub unsafe extern "C" fn escrow_sdivmod128(
         (r_lo, r_hi)
     };
     core::ptr::copy_nonoverlapping([q.0, q.1, r.0, r.1].as_ptr(), out, 4);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn halves(v: u128) -> (u64, u64) {
+        (v as u64, (v >> 64) as u64)
+    }
+
+    #[test]
+    fn udivmod_matches_native_u128_division() {
+        let values: [u128; 9] = [
+            1,
+            3,
+            7,
+            u64::MAX as u128,
+            1 << 64,
+            (1 << 64) + 5,
+            u128::MAX / 3,
+            u128::MAX - 1,
+            0xdead_beef_u128 << 70,
+        ];
+        for a in values {
+            for b in values {
+                let [q_lo, q_hi, r_lo, r_hi] = udivmod(halves(a), halves(b));
+                assert_eq!(
+                    (
+                        (q_hi as u128) << 64 | q_lo as u128,
+                        (r_hi as u128) << 64 | r_lo as u128
+                    ),
+                    (a / b, a % b),
+                    "{a} / {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn signed_division_matches_native_i128_division() {
+        let values: [i128; 6] = [
+            1,
+            -3,
+            7,
+            -(1 << 70),
+            i64::MAX as i128 * 5,
+            -(u64::MAX as i128),
+        ];
+        for a in values {
+            for b in values {
+                let mut out = [0u64; 4];
+                let (a_lo, a_hi) = halves(a as u128);
+                let (b_lo, b_hi) = halves(b as u128);
+                unsafe { escrow_sdivmod128(out.as_mut_ptr(), a_lo, a_hi, b_lo, b_hi) };
+                let q = ((out[1] as u128) << 64 | out[0] as u128) as i128;
+                let r = ((out[3] as u128) << 64 | out[2] as u128) as i128;
+                assert_eq!((q, r), (a / b, a % b), "{a} / {b}");
+            }
+        }
+    }
 }

@@ -4,7 +4,7 @@ use anchor_spl::token_interface::{
 };
 
 use super::payout::vault_balance;
-use crate::{errors::EscrowError, events, state::*};
+use crate::{errors::EscrowError, events, mint_policy, state::*};
 
 #[derive(Accounts)]
 pub struct Deposit<'info> {
@@ -39,7 +39,10 @@ impl Deposit<'_> {
             escrow.status() == EscrowStatus::AwaitingDeposit,
             EscrowError::AlreadyFunded
         );
-        Ok(())
+        // Checked again: a mint with no supply can be closed by its close authority and made
+        // anew at the same address with other extensions (a permanent delegate) after `create`.
+        // Once funded, the supply is not zero and the mint can no longer be closed.
+        mint_policy::check_mint(&self.mint)
     }
 
     /// Moves exactly `amount` from the buyer into the vault and records what arrived.

@@ -29,6 +29,7 @@ impl Dispute<'_> {
             escrow: accounts.escrow.key(),
             by,
             cancelled,
+            refund_after: escrow.refund_after,
         });
         Ok(())
     }

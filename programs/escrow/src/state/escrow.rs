@@ -39,7 +39,7 @@ pub enum Party {
 /// One deal. PDA at `["escrow", buyer, id (u64 LE)]`; its token vault is the PDA token account
 /// `["vault", escrow]`, owned by this account.
 ///
-/// Zero-copy: every instruction reads it in place instead of decoding 480 bytes with borsh.
+/// Zero-copy: every instruction reads it in place instead of decoding 504 bytes with borsh.
 /// Enums are stored as `u8` (see the accessors); field order keeps the layout free of padding.
 #[account(zero_copy)]
 #[derive(Debug)]
@@ -193,7 +193,10 @@ impl Escrow {
     }
 
     /// The buyer disputes a scheduled release, the seller a scheduled refund: each once, before
-    /// the eta. Clears the schedule and that outcome's approvals. Returns the cancelled outcome.
+    /// the eta. Clears the schedule and that outcome's approvals, and leaves the approvers one
+    /// more timelock to decide before the deadline refund applies: otherwise a buyer could dispute
+    /// a release at the deadline and take the deadline refund in the same transaction.
+    /// Returns the cancelled outcome.
     pub fn dispute(&mut self, by: Party, now: i64) -> Result<Outcome> {
         self.require_funded()?;
         let (outcome, flag) = match by {
@@ -206,9 +209,13 @@ impl Escrow {
         );
         require!(self.disputes & flag == 0, EscrowError::AlreadyDisputed);
         require!(now < self.eta, EscrowError::DisputeWindowClosed);
+        let decide_until = now
+            .checked_add(i64::from(self.timelock_secs))
+            .ok_or(EscrowError::ArithmeticOverflow)?;
         self.disputes |= flag;
         self.scheduled = 0;
         self.eta = 0;
+        self.refund_after = self.refund_after.max(decide_until);
         *self.approvals_mut(outcome) = 0;
         Ok(outcome)
     }

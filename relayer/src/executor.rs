@@ -93,7 +93,7 @@ impl ChainExecutor {
             return Ok(done);
         }
         let Some(account) = self.chain.account(&offer.escrow).await? else {
-            return self.closed(&offer, action).await;
+            return self.closed(job, &offer, action).await;
         };
         if account.owner != escrow::ID {
             return Err(JobError::Permanent(format!(
@@ -219,10 +219,7 @@ impl ChainExecutor {
                     ));
                 }
                 if now < state.eta {
-                    return Err(JobError::Retry(format!(
-                        "the release's eta is {} s away",
-                        state.eta - now
-                    )));
+                    return Err(not_yet(state.eta - now, "the release's eta"));
                 }
                 let (ata, create) = self.token_account_for(&deal.seller, deal).await?;
                 Ok(Plan::Send(
@@ -230,13 +227,20 @@ impl ChainExecutor {
                 ))
             }
             JobAction::CrankRefund => {
-                let due = match state.scheduled() {
-                    Some(Outcome::Refund) => now >= state.eta,
-                    Some(Outcome::Release) => false,
-                    None => now >= state.refund_after,
-                };
-                if !due {
-                    return Err(JobError::Retry("no refund is due yet".into()));
+                match state.scheduled() {
+                    Some(Outcome::Refund) if now < state.eta => {
+                        return Err(not_yet(state.eta - now, "the refund's eta"))
+                    }
+                    Some(Outcome::Refund) => {}
+                    Some(Outcome::Release) => {
+                        return Ok(Plan::Done(
+                            "a release is scheduled instead; nothing to refund".into(),
+                        ))
+                    }
+                    None if now < state.refund_after => {
+                        return Err(not_yet(state.refund_after - now, "the refund deadline"))
+                    }
+                    None => {}
                 }
                 let (ata, create) = self.token_account_for(&deal.buyer, deal).await?;
                 Ok(Plan::Send(
@@ -286,9 +290,10 @@ impl ChainExecutor {
         let simulation = self.chain.simulate(&tx).await?;
         if let Some(err) = &simulation.err {
             if let Some(done) = already_done(&simulation.logs) {
+                // The approval landed another way: make sure its crank is queued.
+                let note = self.after_landing(offer, action).await?;
                 return Ok(format!(
-                    "{} (the program says {done})",
-                    "already done on-chain"
+                    "already done on-chain (the program says {done}); {note}"
                 ));
             }
             let tail = simulation
@@ -333,10 +338,38 @@ impl ChainExecutor {
                 simulation.compute_units
             ));
         }
+        // Fenced: the job must still be ours and have no transaction in flight, checked under the
+        // job's row lock, which is held while the KMS signs and until the signature is recorded.
+        // A worker whose lease was taken over cannot produce a second transaction.
+        let mut db_tx = self.pool.begin().await.map_err(db)?;
+        let ours: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE id = $1 AND state = 'running' AND locked_by = $2 FOR UPDATE",
+        )
+        .bind(job.id)
+        .bind(job.locked_by.as_deref().unwrap_or_default())
+        .fetch_optional(&mut *db_tx)
+        .await
+        .map_err(db)?;
+        if ours.is_none() {
+            return Err(JobError::Retry(
+                "lost the job's lease before signing; not signing".into(),
+            ));
+        }
+        let in_flight: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM chain_txs WHERE job_id = $1 AND state = 'sent'",
+        )
+        .bind(job.id)
+        .fetch_one(&mut *db_tx)
+        .await
+        .map_err(db)?;
+        if in_flight > 0 {
+            return Err(JobError::Retry(
+                "another attempt has a transaction in flight; not signing".into(),
+            ));
+        }
         let signature = Signature::from(self.signer.sign(&tx.message_data()).await?);
         tx.signatures = vec![signature];
         // Durable before it leaves: after a crash the next attempt finds this signature.
-        let mut db_tx = self.pool.begin().await.map_err(db)?;
         sqlx::query("INSERT INTO chain_txs (job_id, signature, last_valid_block_height) VALUES ($1, $2, $3)")
             .bind(job.id)
             .bind(signature.to_string())
@@ -450,14 +483,39 @@ impl ChainExecutor {
         }
     }
 
-    /// The escrow is gone: a crank's work is done (by us or anyone); an approval has nothing to do.
-    async fn closed(&self, offer: &OfferKeys, action: JobAction) -> Result<String, JobError> {
-        Ok(match action {
-            JobAction::CrankRelease | JobAction::CrankRefund => {
-                format!("escrow {} is closed: settled already", offer.escrow)
+    /// The escrow is gone: a crank's work is done (by us or anyone); an approval has nothing to
+    /// do. When one of this job's own transactions landed (a crash came between landing and
+    /// recording the settlement), the settlement is recorded now.
+    async fn closed(
+        &self,
+        job: &Job,
+        offer: &OfferKeys,
+        action: JobAction,
+    ) -> Result<String, JobError> {
+        let settlement = match action {
+            JobAction::CrankRelease => "released",
+            JobAction::CrankRefund => "refunded",
+            _ => {
+                return Ok(format!(
+                    "escrow {} is closed: nothing left to approve",
+                    offer.escrow
+                ))
             }
-            _ => format!("escrow {} is closed: nothing left to approve", offer.escrow),
-        })
+        };
+        let ours: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM chain_txs WHERE job_id = $1 AND state IN ('sent', 'confirmed')",
+        )
+        .bind(job.id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        if ours > 0 {
+            return self.settle(offer.id, settlement).await;
+        }
+        Ok(format!(
+            "escrow {} is closed: settled outside this relayer",
+            offer.escrow
+        ))
     }
 
     async fn settle(&self, offer: Uuid, settlement: &str) -> Result<String, JobError> {
@@ -505,12 +563,21 @@ pub async fn queue_crank(
     let Some(offer) = offer else {
         return Ok("no offer for this escrow".into());
     };
-    let queued = queue::enqueue_at(&mut conn, offer, action, max_attempts, eta).await?;
+    let queued = queue::enqueue_crank(&mut conn, offer, action, max_attempts, eta).await?;
     Ok(if queued {
         format!("{} queued for {eta}", action.as_str())
     } else {
         format!("{} already queued", action.as_str())
     })
+}
+
+/// Too early: run again once the chain's clock has moved `secs` on (at least a second later).
+fn not_yet(secs: i64, what: &str) -> JobError {
+    let run_at = Utc::now() + chrono::Duration::seconds(secs.max(1));
+    JobError::NotYet {
+        run_at,
+        reason: format!("{what} is {secs} s away on the chain's clock"),
+    }
 }
 
 enum Plan {

@@ -49,25 +49,13 @@ pub async fn enqueue(
     action: JobAction,
     max_attempts: i32,
 ) -> sqlx::Result<bool> {
-    enqueue_at(conn, offer_id, action, max_attempts, Utc::now()).await
-}
-
-/// `enqueue`, not runnable before `run_at` (a crank waits for its eta).
-pub async fn enqueue_at(
-    conn: &mut PgConnection,
-    offer_id: Uuid,
-    action: JobAction,
-    max_attempts: i32,
-    run_at: DateTime<Utc>,
-) -> sqlx::Result<bool> {
     let inserted = sqlx::query(
-        "INSERT INTO jobs (offer_id, action, max_attempts, run_at) VALUES ($1, $2, $3, $4)
+        "INSERT INTO jobs (offer_id, action, max_attempts) VALUES ($1, $2, $3)
          ON CONFLICT (offer_id, action) DO NOTHING",
     )
     .bind(offer_id)
     .bind(action.as_str())
     .bind(max_attempts)
-    .bind(run_at)
     .execute(&mut *conn)
     .await?
     .rows_affected()
@@ -81,10 +69,52 @@ pub async fn enqueue_at(
     Ok(inserted)
 }
 
+/// Queues a crank for `run_at` (its eta). An existing crank for the offer that is not running
+/// is re-armed when the eta changed: a crank that found nothing to do after a dispute must run
+/// again when the outcome is scheduled anew.
+pub async fn enqueue_crank(
+    conn: &mut PgConnection,
+    offer_id: Uuid,
+    action: JobAction,
+    max_attempts: i32,
+    run_at: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    let changed = sqlx::query(
+        "INSERT INTO jobs (offer_id, action, max_attempts, run_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (offer_id, action) DO UPDATE
+             SET state = 'pending', run_at = EXCLUDED.run_at, attempts = 0, updated_at = now()
+             WHERE jobs.state <> 'running' AND jobs.run_at <> EXCLUDED.run_at",
+    )
+    .bind(offer_id)
+    .bind(action.as_str())
+    .bind(max_attempts)
+    .bind(run_at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if changed {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANNEL)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(changed)
+}
+
 /// Claims the oldest runnable job for `worker`: a pending job whose time has come, or a running
-/// job whose lease has expired (its worker died). The attempt is counted here, so a job that
-/// keeps killing its workers still reaches the dead state.
+/// job whose lease has expired (its worker died). The attempt is counted here; a job whose
+/// lease expired on its last attempt is dead-lettered instead of claimed, so a job that keeps
+/// killing its workers stops.
 pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> sqlx::Result<Option<Job>> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'dead', locked_by = NULL, locked_until = NULL, updated_at = now(),
+                last_error = 'its worker stopped during the last attempt (crash, kill or hang): '
+                             || COALESCE(last_error, 'no error recorded')
+         WHERE state = 'running' AND locked_until < now() AND attempts >= max_attempts",
+    )
+    .execute(pool)
+    .await?;
     sqlx::query_as::<_, Job>(
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
                 locked_until = now() + make_interval(secs => $2), updated_at = now()
@@ -101,6 +131,29 @@ pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> sqlx::Result
     .bind(lease.as_secs_f64())
     .fetch_optional(pool)
     .await
+}
+
+/// Puts a job back until `run_at` without counting the attempt: it ran too early (a crank
+/// before its eta), not wrongly. False when `worker` no longer held it.
+pub async fn defer(
+    pool: &PgPool,
+    job: &Job,
+    worker: &str,
+    run_at: DateTime<Utc>,
+    reason: &str,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query(
+        "UPDATE jobs SET state = 'pending', attempts = attempts - 1, run_at = $3, last_error = $4,
+                locked_by = NULL, locked_until = NULL, updated_at = now()
+         WHERE id = $1 AND state = 'running' AND locked_by = $2",
+    )
+    .bind(job.id)
+    .bind(worker)
+    .bind(run_at)
+    .bind(reason)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 /// Extends the lease of a job `worker` still holds; false when the lease was lost.

@@ -89,6 +89,8 @@ impl Application {
         let mut tasks = JoinSet::new();
         if self.role != Role::Http {
             let wake = Arc::new(Notify::new());
+            // Unique per process even when replicas share a hostname and pid (containers).
+            let instance = &uuid::Uuid::new_v4().simple().to_string()[..8];
             tasks.spawn(worker::listen(
                 self.state.pool.clone(),
                 wake.clone(),
@@ -98,7 +100,7 @@ impl Application {
                 let worker = Worker {
                     pool: self.state.pool.clone(),
                     handler: self.handler.clone(),
-                    name: format!("{}-{}-{i}", hostname(), std::process::id()),
+                    name: format!("{}-{}-{instance}-{i}", hostname(), std::process::id()),
                     config: self.state.config.queue.clone(),
                     metrics: self.state.metrics.clone(),
                     wake: wake.clone(),

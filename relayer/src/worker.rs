@@ -28,6 +28,13 @@ pub enum JobError {
     /// dead-lettered at once for an operator.
     #[error("{0}")]
     Permanent(String),
+    /// Too early, not wrong (a crank before its eta): run again at `run_at`; the attempt does
+    /// not count.
+    #[error("{reason}")]
+    NotYet {
+        run_at: chrono::DateTime<chrono::Utc>,
+        reason: String,
+    },
 }
 
 /// Runs one job. `Ok(result)` completes it with a note for the operator; `Err` counts a failed
@@ -95,31 +102,47 @@ impl Worker {
     }
 
     async fn execute(&self, job: Job, shutdown: &CancellationToken) {
-        let heartbeat = self.config.lease / 3;
-        let run = self.handler.run(&job);
-        tokio::pin!(run);
-        let outcome = loop {
-            tokio::select! {
-                outcome = &mut run => break Some(outcome),
-                _ = tokio::time::sleep(heartbeat) => {
-                    match queue::heartbeat(&self.pool, job.id, &self.name, self.config.lease).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::warn!("lease lost while running; another worker may take the job");
-                            break None;
-                        }
-                        Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
-                    }
-                }
-                _ = shutdown.cancelled() => {
-                    if let Err(e) = queue::release(&self.pool, &job, &self.name).await {
-                        tracing::warn!(error = %e, "could not hand the job back; its lease will expire");
-                    }
-                    return;
-                }
+        // The heartbeat runs as its own task: the handler may hold the job's row lock (while the
+        // KMS signs), and a heartbeat awaited here would wait on that lock while the handler,
+        // no longer polled, never releases it.
+        let lost = CancellationToken::new();
+        let stop_heartbeat = CancellationToken::new();
+        tokio::spawn(heartbeat(
+            self.pool.clone(),
+            job.id,
+            self.name.clone(),
+            self.config.lease,
+            lost.clone(),
+            stop_heartbeat.clone(),
+        ));
+        let _stop_heartbeat = stop_heartbeat.drop_guard();
+        // A panicking handler counts as a failed attempt instead of ending this worker.
+        let mut run = Box::pin(futures_util::FutureExt::catch_unwind(
+            std::panic::AssertUnwindSafe(self.handler.run(&job)),
+        ));
+        let outcome = tokio::select! {
+            outcome = &mut run => Some(outcome.unwrap_or_else(|panic| {
+                let what = panic.downcast_ref::<&str>().map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(JobError::Retry(format!("handler panicked: {what}")))
+            })),
+            _ = lost.cancelled() => {
+                tracing::warn!("lease lost while running; abandoning the attempt");
+                return;
             }
+            _ = shutdown.cancelled() => None,
         };
-        let Some(outcome) = outcome else { return };
+        let Some(outcome) = outcome else {
+            // Shutting down: drop the attempt first (rolling back its transaction and locks),
+            // then hand the job back.
+            drop(run);
+            if let Err(e) = queue::release(&self.pool, &job, &self.name).await {
+                tracing::warn!(error = %e, "could not hand the job back; its lease will expire");
+            }
+            return;
+        };
+        drop(run);
         let recorded = match outcome {
             Ok(result) => queue::complete(&self.pool, &job, &self.name, &result)
                 .await
@@ -134,27 +157,61 @@ impl Worker {
                         );
                     }
                 }),
+            Err(JobError::NotYet { run_at, reason }) => {
+                queue::defer(&self.pool, &job, &self.name, run_at, &reason)
+                    .await
+                    .map(|held| {
+                        if held {
+                            tracing::info!(%reason, %run_at, "job deferred");
+                        }
+                    })
+            }
             Err(error) => {
                 let permanent = matches!(error, JobError::Permanent(_));
                 let error = error.to_string();
                 queue::fail(&self.pool, &job, &self.name, &error, permanent, &self.config).await.map(|failed| {
-                self.metrics.job_runs.with_label_values(&["failed"]).inc();
-                match failed {
-                    Failed::RetryAt(at) => {
-                        self.metrics.job_retries.inc();
-                        tracing::warn!(%error, retry_at = %at, "job failed; will retry");
+                    self.metrics.job_runs.with_label_values(&["failed"]).inc();
+                    match failed {
+                        Failed::RetryAt(at) => {
+                            self.metrics.job_retries.inc();
+                            tracing::warn!(%error, retry_at = %at, "job failed; will retry");
+                        }
+                        Failed::Dead => {
+                            self.metrics.jobs_dead.inc();
+                            tracing::error!(%error, "job is dead; retry it with POST /v1/jobs/{{id}}/retry once the cause is fixed");
+                        }
+                        Failed::LeaseLost => tracing::warn!("failed after losing the lease"),
                     }
-                    Failed::Dead => {
-                        self.metrics.jobs_dead.inc();
-                        tracing::error!(%error, "job is dead after its last attempt; retry it with POST /v1/jobs/{{id}}/retry once the cause is fixed");
-                    }
-                    Failed::LeaseLost => tracing::warn!("failed after losing the lease"),
-                }
-            })
+                })
             }
         };
         if let Err(e) = recorded {
             tracing::warn!(error = %e, "could not record the job's outcome; its lease will expire and it will run again");
+        }
+    }
+}
+
+/// Renews a running job's lease every third of it; cancels `lost` when the lease is gone.
+async fn heartbeat(
+    pool: PgPool,
+    job_id: i64,
+    worker: String,
+    lease: Duration,
+    lost: CancellationToken,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(lease / 3) => {}
+            _ = stop.cancelled() => return,
+        }
+        match queue::heartbeat(&pool, job_id, &worker, lease).await {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.cancel();
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed; retrying"),
         }
     }
 }

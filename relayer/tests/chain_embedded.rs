@@ -424,9 +424,12 @@ async fn a_returned_parcel_ends_in_a_refund() {
 #[tokio::test]
 async fn a_buyer_dispute_in_the_window_stops_the_release() {
     let s = story().await;
-    let mut executor_cfg = s.executor(Arc::new(s.chain.clone()));
-    Arc::get_mut(&mut executor_cfg).unwrap().config.max_attempts = 50;
-    let app = spawn(config(&s.database_url), Role::All, executor_cfg).await;
+    let app = spawn(
+        config(&s.database_url),
+        Role::All,
+        s.executor(Arc::new(s.chain.clone())),
+    )
+    .await;
     s.register(&app).await;
     assert_eq!(
         app.webhook(&event("dsp-1", "1ZE2E", "delivered")).await.0,
@@ -442,22 +445,32 @@ async fn a_buyer_dispute_in_the_window_stops_the_release() {
             .approve(&s.world.seller.pubkey(), Outcome::Release),
         &s.world.seller,
     );
-    // The watchtower queues the crank; until the eta it waits...
-    reconcile::reconcile_once(&app.pool, &s.chain, 50)
+    // The watchtower queues the crank; before the eta it is deferred, its attempt not counted...
+    reconcile::reconcile_once(&app.pool, &s.chain, 5)
         .await
         .unwrap();
-    eventually("crank waiting for the eta", || async {
+    eventually("crank deferred until the eta", || async {
         last_error(&app.pool, "crank_release")
             .await
             .is_some_and(|e| e.contains("eta is"))
     })
     .await;
-    // ...and the buyer disputes inside the window.
+    let (state, attempts): (String, i32) =
+        sqlx::query_as("SELECT state, attempts FROM jobs WHERE action = 'crank_release'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!((state.as_str(), attempts), ("pending", 0));
+    // ...and the buyer disputes inside the window. When the crank's time comes, nothing is due.
     s.party_sends(
         s.world.deal.dispute(&s.world.buyer.pubkey()),
         &s.world.buyer,
     );
-    eventually("crank gave up", || async {
+    sqlx::query("UPDATE jobs SET run_at = now() WHERE action = 'crank_release'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    eventually("crank found nothing to do", || async {
         job_state(&app.pool, "crank_release").await.as_deref() == Some("succeeded")
     })
     .await;
@@ -475,6 +488,49 @@ async fn a_buyer_dispute_in_the_window_stops_the_release() {
         1,
         "only the approval was signed"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_worker_that_lost_its_lease_does_not_sign() {
+    let s = story().await;
+    let app = spawn(
+        config(&s.database_url),
+        Role::Http,
+        Arc::new(relayer::worker::Simulate),
+    )
+    .await;
+    s.register(&app).await;
+    assert_eq!(
+        app.webhook(&event("fence-1", "1ZE2E", "delivered")).await.0,
+        200
+    );
+    // Worker A claims the job; its lease expires and worker B takes it over.
+    let a = relayer::queue::claim(&app.pool, "worker-a", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("claimed");
+    sqlx::query("UPDATE jobs SET locked_by = 'worker-b' WHERE id = $1")
+        .bind(a.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    // A, unaware, goes on with the attempt it started.
+    let executor = s.executor(Arc::new(s.chain.clone()));
+    let err = relayer::worker::JobHandler::run(executor.as_ref(), &a)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("lost the job's lease before signing"),
+        "{err}"
+    );
+    assert_eq!(
+        s.signer.signed.load(Ordering::SeqCst),
+        0,
+        "nothing was signed"
+    );
+    assert_eq!(app.count("chain_txs").await, 0);
     app.stop().await;
 }
 

@@ -256,3 +256,122 @@ async fn shutdown_hands_a_running_job_back() {
         "handed back, attempt not counted"
     );
 }
+
+#[tokio::test]
+async fn a_job_that_keeps_killing_its_workers_is_dead_lettered() {
+    let url = fresh_database().await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let id = insert_job(&pool, 2).await;
+    let expire = || {
+        sqlx::query("UPDATE jobs SET locked_until = now() - interval '1 second' WHERE id = $1")
+            .bind(id)
+            .execute(&pool)
+    };
+    for attempt in 1..=2 {
+        let job = queue::claim(&pool, "doomed", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .expect("claimed");
+        assert_eq!(job.attempts, attempt);
+        expire().await.unwrap(); // the worker died mid-job
+    }
+    assert!(queue::claim(&pool, "next", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_none());
+    let job = queue::get(&pool, id).await.unwrap().unwrap();
+    assert_eq!(job.state, "dead");
+    assert!(job
+        .last_error
+        .unwrap()
+        .contains("its worker stopped during the last attempt"));
+}
+
+#[tokio::test]
+async fn a_crank_is_re_armed_when_its_eta_changes() {
+    let url = fresh_database().await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let offer: uuid::Uuid = {
+        let id = insert_job(&pool, 5).await;
+        sqlx::query_scalar("SELECT offer_id FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    let eta = chrono::Utc::now() + chrono::Duration::hours(1);
+    let crank = relayer::domain::offer::JobAction::CrankRelease;
+    assert!(queue::enqueue_crank(&mut conn, offer, crank, 5, eta)
+        .await
+        .unwrap());
+    assert!(
+        !queue::enqueue_crank(&mut conn, offer, crank, 5, eta)
+            .await
+            .unwrap(),
+        "same eta: nothing to do"
+    );
+    // It ran and found nothing to crank (say, after a dispute)...
+    sqlx::query("UPDATE jobs SET state = 'succeeded', attempts = 3 WHERE action = 'crank_release'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // ...and the outcome is scheduled again with a new eta.
+    let new_eta = eta + chrono::Duration::hours(2);
+    assert!(queue::enqueue_crank(&mut conn, offer, crank, 5, new_eta)
+        .await
+        .unwrap());
+    let (state, attempts, run_at): (String, i32, chrono::DateTime<chrono::Utc>) =
+        sqlx::query_as("SELECT state, attempts, run_at FROM jobs WHERE action = 'crank_release'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((state.as_str(), attempts), ("pending", 0));
+    assert_eq!(run_at.timestamp(), new_eta.timestamp());
+}
+
+struct Panicky;
+
+impl JobHandler for Panicky {
+    fn run<'a>(&'a self, job: &'a Job) -> JobFuture<'a> {
+        Box::pin(async move {
+            if job.attempts == 1 {
+                panic!("boom on the first attempt");
+            }
+            Ok("fine the second time".into())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_handler_counts_as_a_failed_attempt_and_the_worker_goes_on() {
+    let url = fresh_database().await;
+    let mut cfg = config(&url);
+    cfg.queue.workers = 1;
+    let app = spawn(cfg, Role::Worker, Arc::new(Panicky)).await;
+    let id = insert_job(&app.pool, 5).await;
+    eventually("job succeeded on its second attempt", || async {
+        queue::get(&app.pool, id)
+            .await
+            .unwrap()
+            .is_some_and(|j| j.state == "succeeded")
+    })
+    .await;
+    let failed: String =
+        sqlx::query_scalar("SELECT detail FROM job_attempts WHERE job_id = $1 AND attempt = 1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(failed.contains("handler panicked: boom"), "{failed}");
+    // The same single worker is still alive to run another job.
+    let second = insert_job(&app.pool, 5).await;
+    eventually("second job ran", || async {
+        queue::get(&app.pool, second)
+            .await
+            .unwrap()
+            .is_some_and(|j| j.state == "succeeded")
+    })
+    .await;
+    app.stop().await;
+}

@@ -99,7 +99,7 @@ async fn unsuitable_keys_are_refused() {
 }
 
 #[tokio::test]
-async fn a_token_without_permission_is_refused_and_a_dead_server_is_unavailable() {
+async fn a_token_without_permission_and_a_dead_server_are_reported_as_unavailable() {
     let mut bao = OpenBao::start().await;
     bao.create_key("relayer", json!({ "type": "ed25519" }))
         .await;
@@ -132,7 +132,8 @@ async fn a_token_without_permission_is_refused_and_a_dead_server_is_unavailable(
         .await
         .expect("reading the key is allowed");
     let err = limited.sign(b"m").await.unwrap_err();
-    assert!(matches!(err, SignerError::Refused(_)), "{err}");
+    assert!(matches!(err, SignerError::Unavailable(_)), "{err}");
+    assert!(err.to_string().contains("permission denied"), "{err}");
 
     let _ = bao.child.kill();
     let _ = bao.child.wait();

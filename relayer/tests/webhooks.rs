@@ -296,5 +296,15 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_bucket() {
     assert_eq!(app.webhook_with("{}", &from("198.51.100.1")).await.0, 401);
     assert_eq!(app.webhook_with("{}", &from("198.51.100.2")).await.0, 401);
     assert_eq!(app.webhook_with("{}", &from("198.51.100.1")).await.0, 429);
+    // A proxy that appends its own header line: the last line's last hop is the client.
+    let two_lines = [
+        ("X-Forwarded-For", "198.51.100.1".to_string()),
+        ("X-Forwarded-For", "198.51.100.3".to_string()),
+    ];
+    assert_eq!(
+        app.webhook_with("{}", &two_lines).await.0,
+        401,
+        "a new client, not the first line's"
+    );
     app.stop().await;
 }

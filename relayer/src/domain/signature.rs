@@ -79,7 +79,11 @@ pub fn verify(
         .trim()
         .parse()
         .map_err(|_| SignatureError::Malformed)?;
-    if (now_unix - sent).abs() > TOLERANCE_SECS {
+    // Checked: the timestamp is attacker-chosen and read before the signature is verified.
+    if now_unix
+        .checked_sub(sent)
+        .is_none_or(|d| d.abs() > TOLERANCE_SECS)
+    {
         return Err(SignatureError::Stale);
     }
     let candidates: Vec<Vec<u8>> = signatures

@@ -104,8 +104,14 @@ fn refuse(app: &AppState, result: &str, status: StatusCode, reason: &str) -> Res
 /// own proxy appended; earlier hops are whatever the client claimed).
 fn client_ip(headers: &HeaderMap, peer: SocketAddr, trust_forwarded_for: bool) -> IpAddr {
     if trust_forwarded_for {
-        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        if let Some(ip) = forwarded
+        // The last hop of the last header line: a proxy may add its own line after the
+        // client's instead of extending it.
+        let last_line = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok());
+        if let Some(ip) = last_line
             .and_then(|v| v.rsplit(',').next())
             .and_then(|s| s.trim().parse().ok())
         {

@@ -42,10 +42,12 @@ pub struct VaultSigner {
 
 fn classify(e: ClientError, what: &str) -> SignerError {
     match e {
+        // Retryable: an expired or rotated token gives the same answer as a missing policy, and
+        // a renewed token (VAULT_TOKEN_FILE via Vault Agent) must not find every job dead.
         ClientError::APIError {
             code: 401 | 403, ..
-        } => SignerError::Refused(format!(
-            "{what}: permission denied (check the token's policy)"
+        } => SignerError::Unavailable(format!(
+            "{what}: permission denied (token expired, or its policy lacks this key's transit/sign and transit/keys paths)"
         )),
         ClientError::APIError {
             code: 400 | 404,

@@ -20,6 +20,9 @@ echo "== SoftHSM2 (the PKCS#11 signer test makes its own token)"
 echo "== OpenBao (the signer tests start their own dev servers with it)"
 export BAO_BIN=${BAO_BIN:-$(scripts/openbao.sh install)}
 
+echo "== solana-test-validator (the localnet test starts its own; built once, ~40-60 min, then cached)"
+export SOLANA_TEST_VALIDATOR=${SOLANA_TEST_VALIDATOR:-$(scripts/localnet.sh install)}
+
 echo "== building the program (sBPF) and its IDL"
 scripts/build-program.sh
 

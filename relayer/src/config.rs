@@ -36,6 +36,9 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("VAULT_TIMEOUT_SECS", "how long one Vault request may take (default 10)"),
     ("RELAYER_ADDRESS", "the address the signer must have; start-up fails on any other key"),
     ("SIGNER_KEYPAIR_FILE", "with SIGNER_MODE=local: a Solana keypair file (refused with OPENCLAW_EXECUTE=true)"),
+    ("CLUSTER", "localnet, devnet, mainnet-beta or an RPC URL: workers act on-chain (simulating unless OPENCLAW_EXECUTE=true); unset: record only"),
+    ("PRIORITY_FEE_MICRO_LAMPORTS", "priority fee per compute unit for the relayer's transactions (default 0)"),
+    ("RECONCILE_INTERVAL_SECS", "how often the watchtower compares offers with the chain (default 30)"),
     ("RUST_LOG", "log filter (default info); logs are JSON lines"),
 ];
 
@@ -366,5 +369,37 @@ mod tests {
             "Secret(***)",
             "secrets never print"
         );
+    }
+}
+
+/// The chain side of `relayer serve`, when `CLUSTER` is set.
+#[derive(Clone, Debug)]
+pub struct ChainSettings {
+    pub cluster: String,
+    pub priority_fee_micro_lamports: u64,
+    pub reconcile_interval: Duration,
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    pub fn chain(&self) -> Result<Option<ChainSettings>, ConfigError> {
+        let Some(cluster) = self.optional("CLUSTER") else {
+            return Ok(None);
+        };
+        let reconcile_secs: u64 = self.parsed("RECONCILE_INTERVAL_SECS", 30, "seconds")?;
+        if reconcile_secs == 0 {
+            return Err(ConfigError {
+                var: "RECONCILE_INTERVAL_SECS",
+                problem: "must be at least 1".into(),
+            });
+        }
+        Ok(Some(ChainSettings {
+            cluster,
+            priority_fee_micro_lamports: self.parsed(
+                "PRIORITY_FEE_MICRO_LAMPORTS",
+                0,
+                "micro-lamports per compute unit",
+            )?,
+            reconcile_interval: Duration::from_secs(reconcile_secs),
+        }))
     }
 }

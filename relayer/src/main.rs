@@ -2,7 +2,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use relayer::{
+    chain::rpc::RpcChain,
     config::{self, Env},
+    executor::{ChainExecutor, ExecutorConfig},
     startup::{self, Application, Role},
     worker::Simulate,
 };
@@ -100,10 +102,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve { role } => {
             let config = env.config()?;
-            if config.execute {
-                anyhow::bail!("OPENCLAW_EXECUTE=true needs the on-chain signer, which this build does not have yet; unset it to simulate");
-            }
-            let app = Application::build(config, role, Arc::new(Simulate)).await?;
+            let app = match env.chain()? {
+                None => {
+                    if config.execute {
+                        anyhow::bail!("configuration: OPENCLAW_EXECUTE=true needs CLUSTER (the chain to act on)");
+                    }
+                    tracing::info!("no CLUSTER: jobs are recorded, nothing is simulated or sent");
+                    Application::build(config, role, Arc::new(Simulate)).await?
+                }
+                Some(chain_settings) => {
+                    let expected = env.relayer_address()?;
+                    if config.execute && expected.is_none() {
+                        anyhow::bail!(
+                            "configuration: RELAYER_ADDRESS is required with OPENCLAW_EXECUTE=true (relayer signer check prints it)"
+                        );
+                    }
+                    let signer =
+                        relayer::signer::connect(&env.signer()?, expected, config.execute).await?;
+                    let chain: Arc<dyn relayer::chain::Chain> =
+                        Arc::new(RpcChain::new(&chain_settings.cluster));
+                    let executor = ChainExecutor {
+                        pool: relayer::db::pool(&config.database.url)?,
+                        chain: chain.clone(),
+                        signer,
+                        config: ExecutorConfig {
+                            execute: config.execute,
+                            confirm_window: std::time::Duration::from_secs(60),
+                            poll: std::time::Duration::from_millis(500),
+                            max_attempts: config.queue.max_attempts,
+                            priority_fee_micro_lamports: chain_settings.priority_fee_micro_lamports,
+                        },
+                    };
+                    tracing::info!(cluster = %chain_settings.cluster, execute = config.execute, "acting on-chain");
+                    Application::build(config, role, Arc::new(executor))
+                        .await?
+                        .with_reconciler(chain, chain_settings.reconcile_interval)
+                }
+            };
             let shutdown = CancellationToken::new();
             tokio::spawn(startup::shutdown_on_signal(shutdown.clone()));
             app.run(shutdown).await

@@ -38,18 +38,28 @@ pub async fn reconcile_once(
     Ok(escrows.len())
 }
 
-/// Runs `reconcile_once` every `interval` until shutdown.
+/// Runs `reconcile_once` every `interval` until shutdown, and logs each stuck offer (also
+/// counted by `relayer_offers_stuck`).
 pub async fn run(
     pool: PgPool,
     chain: Arc<dyn Chain>,
     interval: Duration,
     max_attempts: i32,
+    stuck_after: Duration,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(interval);
     while tokio::select! { _ = tick.tick() => true, _ = shutdown.cancelled() => false } {
         if let Err(e) = reconcile_once(&pool, chain.as_ref(), max_attempts).await {
             tracing::warn!(error = %e, "reconciliation pass failed; next pass in {interval:?}");
+        }
+        match crate::metrics::stuck_offers(&pool, stuck_after).await {
+            Ok(stuck) => {
+                for escrow in stuck {
+                    tracing::warn!(%escrow, "offer ended but its escrow has not settled: check its jobs (GET /v1/jobs?state=dead) and the escrow on-chain");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not look for stuck offers"),
         }
     }
 }

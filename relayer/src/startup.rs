@@ -51,6 +51,8 @@ pub struct Application {
     listener: Option<TcpListener>,
     handler: Arc<dyn JobHandler>,
     role: Role,
+    /// The watchtower, run next to the workers when the relayer acts on a chain.
+    reconciler: Option<(Arc<dyn crate::chain::Chain>, std::time::Duration)>,
 }
 
 impl Application {
@@ -72,7 +74,17 @@ impl Application {
             listener,
             handler,
             role,
+            reconciler: None,
         })
+    }
+
+    pub fn with_reconciler(
+        mut self,
+        chain: Arc<dyn crate::chain::Chain>,
+        interval: std::time::Duration,
+    ) -> Self {
+        self.reconciler = Some((chain, interval));
+        self
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
@@ -87,6 +99,18 @@ impl Application {
     /// in flight; workers stop claiming and hand back jobs they hold.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut tasks = JoinSet::new();
+        if let (Some((chain, interval)), true) = (self.reconciler.clone(), self.role != Role::Http)
+        {
+            let config = &self.state.config;
+            tasks.spawn(crate::reconcile::run(
+                self.state.pool.clone(),
+                chain,
+                interval,
+                config.queue.max_attempts,
+                config.stuck_after,
+                shutdown.clone(),
+            ));
+        }
         if self.role != Role::Http {
             let wake = Arc::new(Notify::new());
             // Unique per process even when replicas share a hostname and pid (containers).

@@ -2,6 +2,7 @@
 //! cluster (RPC) and against the in-process SVM (`embedded`, tests and the demo).
 #[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod rpc;
 
 use std::{future::Future, pin::Pin};
 

@@ -636,3 +636,39 @@ async fn an_ended_shipment_whose_escrow_never_settles_is_flagged_stuck() {
     assert_eq!(app.metric("relayer_offers_stuck").await, 1.0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn with_openclaw_execute_false_the_relayer_simulates_and_records_but_never_signs_or_sends() {
+    let s = story().await;
+    let mut executor = s.executor(Arc::new(s.chain.clone()));
+    Arc::get_mut(&mut executor).unwrap().config.execute = false;
+    let app = spawn(config(&s.database_url), Role::All, executor).await;
+    s.register(&app).await;
+    assert_eq!(
+        app.webhook(&event("sim-1", "1ZE2E", "delivered")).await.0,
+        200
+    );
+    eventually("simulated", || async {
+        job_state(&app.pool, "approve_release").await.as_deref() == Some("succeeded")
+    })
+    .await;
+    let result: Option<String> =
+        sqlx::query_scalar("SELECT result FROM jobs WHERE action = 'approve_release'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let result = result.unwrap();
+    assert!(
+        result.contains("simulated approve_release")
+            && result.contains("nothing sent (OPENCLAW_EXECUTE=false)"),
+        "{result}"
+    );
+    assert_eq!(s.signer.signed.load(Ordering::SeqCst), 0, "nothing signed");
+    assert_eq!(app.count("chain_txs").await, 0, "nothing recorded as sent");
+    assert_eq!(
+        s.escrow().unwrap().release_approvals,
+        0,
+        "nothing changed on-chain"
+    );
+    app.stop().await;
+}

@@ -61,10 +61,7 @@ pub async fn enqueue(
     .rows_affected()
         == 1;
     if inserted {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(CHANNEL)
-            .execute(&mut *conn)
-            .await?;
+        notify(conn).await?;
     }
     Ok(inserted)
 }
@@ -94,12 +91,18 @@ pub async fn enqueue_crank(
     .rows_affected()
         == 1;
     if changed {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(CHANNEL)
-            .execute(&mut *conn)
-            .await?;
+        notify(conn).await?;
     }
     Ok(changed)
+}
+
+/// Wakes idle workers; delivered when the caller's transaction commits.
+async fn notify(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Claims the oldest runnable job for `worker`: a pending job whose time has come, or a running

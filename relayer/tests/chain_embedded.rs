@@ -136,6 +136,16 @@ impl Story {
         })
     }
 
+    /// The relayer, executing on this story's chain.
+    async fn app(&self) -> TestApp {
+        spawn(
+            config(&self.database_url),
+            Role::All,
+            self.executor(Arc::new(self.chain.clone())),
+        )
+        .await
+    }
+
     async fn register(&self, app: &TestApp) -> uuid::Uuid {
         let w = &self.world;
         let body = json!({
@@ -181,6 +191,14 @@ impl Story {
     }
 }
 
+/// Waits until the offer's `action` job reaches `state`.
+async fn wait_for_job(app: &TestApp, action: &str, state: &str) {
+    eventually(&format!("{action} {state}"), || async {
+        job_state(&app.pool, action).await.as_deref() == Some(state)
+    })
+    .await;
+}
+
 async fn job_state(pool: &sqlx::PgPool, action: &str) -> Option<String> {
     sqlx::query_scalar("SELECT state FROM jobs WHERE action = $1")
         .bind(action)
@@ -192,12 +210,7 @@ async fn job_state(pool: &sqlx::PgPool, action: &str) -> Option<String> {
 #[tokio::test]
 async fn a_verified_delivery_ends_in_a_kms_signed_release() {
     let s = story().await;
-    let app = spawn(
-        config(&s.database_url),
-        Role::All,
-        s.executor(Arc::new(s.chain.clone())),
-    )
-    .await;
+    let app = s.app().await;
     let offer = s.register(&app).await;
 
     // The carrier says delivered: the relayer approves the release, signed by OpenBao.
@@ -205,10 +218,7 @@ async fn a_verified_delivery_ends_in_a_kms_signed_release() {
         app.webhook(&event("e2e-1", "1ZE2E", "delivered")).await.0,
         200
     );
-    eventually("approval job done", || async {
-        job_state(&app.pool, "approve_release").await.as_deref() == Some("succeeded")
-    })
-    .await;
+    wait_for_job(&app, "approve_release", "succeeded").await;
     let state = s.escrow().unwrap();
     assert_eq!(
         state.release_approvals,
@@ -235,10 +245,7 @@ async fn a_verified_delivery_ends_in_a_kms_signed_release() {
     reconcile::reconcile_once(&app.pool, &s.chain, 5)
         .await
         .unwrap();
-    eventually("release cranked", || async {
-        job_state(&app.pool, "crank_release").await.as_deref() == Some("succeeded")
-    })
-    .await;
+    wait_for_job(&app, "crank_release", "succeeded").await;
 
     assert_eq!(
         s.token_balance(&s.world.seller_token) + s.token_balance(&s.seller_ata()),
@@ -374,21 +381,13 @@ async fn last_error(pool: &sqlx::PgPool, action: &str) -> Option<String> {
 #[tokio::test]
 async fn a_returned_parcel_ends_in_a_refund() {
     let s = story().await;
-    let app = spawn(
-        config(&s.database_url),
-        Role::All,
-        s.executor(Arc::new(s.chain.clone())),
-    )
-    .await;
+    let app = s.app().await;
     let offer = s.register(&app).await;
     assert_eq!(
         app.webhook(&event("ret-1", "1ZE2E", "returned")).await.0,
         200
     );
-    eventually("refund approval done", || async {
-        job_state(&app.pool, "approve_refund").await.as_deref() == Some("succeeded")
-    })
-    .await;
+    wait_for_job(&app, "approve_refund", "succeeded").await;
     assert_eq!(s.escrow().unwrap().refund_approvals, 1 << 3);
     // The buyer confirms the return from their wallet: 2 of 4, the refund is scheduled.
     s.party_sends(
@@ -401,10 +400,7 @@ async fn a_returned_parcel_ends_in_a_refund() {
     reconcile::reconcile_once(&app.pool, &s.chain, 5)
         .await
         .unwrap();
-    eventually("refund cranked", || async {
-        job_state(&app.pool, "crank_refund").await.as_deref() == Some("succeeded")
-    })
-    .await;
+    wait_for_job(&app, "crank_refund", "succeeded").await;
     assert_eq!(
         s.token_balance(&s.buyer_ata()),
         AMOUNT,
@@ -424,21 +420,13 @@ async fn a_returned_parcel_ends_in_a_refund() {
 #[tokio::test]
 async fn a_buyer_dispute_in_the_window_stops_the_release() {
     let s = story().await;
-    let app = spawn(
-        config(&s.database_url),
-        Role::All,
-        s.executor(Arc::new(s.chain.clone())),
-    )
-    .await;
+    let app = s.app().await;
     s.register(&app).await;
     assert_eq!(
         app.webhook(&event("dsp-1", "1ZE2E", "delivered")).await.0,
         200
     );
-    eventually("approval done", || async {
-        job_state(&app.pool, "approve_release").await.as_deref() == Some("succeeded")
-    })
-    .await;
+    wait_for_job(&app, "approve_release", "succeeded").await;
     s.party_sends(
         s.world
             .deal
@@ -470,10 +458,7 @@ async fn a_buyer_dispute_in_the_window_stops_the_release() {
         .execute(&app.pool)
         .await
         .unwrap();
-    eventually("crank found nothing to do", || async {
-        job_state(&app.pool, "crank_release").await.as_deref() == Some("succeeded")
-    })
-    .await;
+    wait_for_job(&app, "crank_release", "succeeded").await;
     let result: Option<String> =
         sqlx::query_scalar("SELECT result FROM jobs WHERE action = 'crank_release'")
             .fetch_one(&app.pool)
@@ -537,12 +522,7 @@ async fn a_worker_that_lost_its_lease_does_not_sign() {
 #[tokio::test]
 async fn openbao_down_means_retries_then_success() {
     let s = story().await;
-    let app = spawn(
-        config(&s.database_url),
-        Role::All,
-        s.executor(Arc::new(s.chain.clone())),
-    )
-    .await;
+    let app = s.app().await;
     s.register(&app).await;
     let pid = s._bao.child.id().to_string();
     // Frozen, not gone: requests hang until the signer's timeout.
@@ -565,10 +545,7 @@ async fn openbao_down_means_retries_then_success() {
         .args(["-CONT", &pid])
         .status()
         .unwrap();
-    eventually("approval after OpenBao returned", || async {
-        job_state(&app.pool, "approve_release").await.as_deref() == Some("succeeded")
-    })
-    .await;
+    wait_for_job(&app, "approve_release", "succeeded").await;
     let attempts: i32 =
         sqlx::query_scalar("SELECT attempts FROM jobs WHERE action = 'approve_release'")
             .fetch_one(&app.pool)
@@ -595,10 +572,7 @@ async fn a_configured_priority_fee_is_paid() {
         app.webhook(&event("fee-1", "1ZE2E", "delivered")).await.0,
         200
     );
-    eventually("approval done", || async {
-        job_state(&app.pool, "approve_release").await.as_deref() == Some("succeeded")
-    })
-    .await;
+    wait_for_job(&app, "approve_release", "succeeded").await;
     let paid = before - s.chain.svm().get_balance(&relayer).unwrap();
     // 5,000 lamports for the signature plus 1 lamport per compute unit of the limit.
     assert!(paid > 5_000, "paid {paid} lamports: no priority fee");
@@ -648,10 +622,7 @@ async fn with_openclaw_execute_false_the_relayer_simulates_and_records_but_never
         app.webhook(&event("sim-1", "1ZE2E", "delivered")).await.0,
         200
     );
-    eventually("simulated", || async {
-        job_state(&app.pool, "approve_release").await.as_deref() == Some("succeeded")
-    })
-    .await;
+    wait_for_job(&app, "approve_release", "succeeded").await;
     let result: Option<String> =
         sqlx::query_scalar("SELECT result FROM jobs WHERE action = 'approve_release'")
             .fetch_one(&app.pool)

@@ -15,72 +15,21 @@ use anchor_lang::{prelude::Pubkey, solana_program::instruction::Instruction};
 use escrow::Outcome;
 use escrow_tests::fixtures::{World, AMOUNT};
 use relayer::{
-    chain::{
-        embedded::EmbeddedChain, Chain, ChainAccount, ChainFuture, RecentBlockhash, Simulation,
-        TxStatus,
-    },
+    chain::{embedded::EmbeddedChain, Chain},
     executor::{ChainExecutor, ExecutorConfig},
     reconcile,
-    signer::{self, SignFuture, SignerConfig, TxSigner},
+    signer::{self, SignerConfig, TxSigner},
     startup::Role,
 };
 use serde_json::json;
 use solana_keypair::Keypair;
-use solana_signature::Signature;
 use solana_signer::Signer;
 use solana_transaction::Transaction;
-use support::{openbao::OpenBao, *};
-
-/// Counts the KMS signatures: the key lives only in OpenBao, so this is every transaction the
-/// relayer could have produced.
-struct Counting {
-    inner: Arc<dyn TxSigner>,
-    signed: AtomicUsize,
-}
-
-impl TxSigner for Counting {
-    fn pubkey(&self) -> Pubkey {
-        self.inner.pubkey()
-    }
-    fn sign_unchecked<'a>(&'a self, message: &'a [u8]) -> SignFuture<'a> {
-        self.signed.fetch_add(1, Ordering::SeqCst);
-        self.inner.sign_unchecked(message)
-    }
-}
-
-/// The embedded chain, with the status lookups able to hang: a relayer stuck there is a
-/// relayer between send and confirm.
-struct Hanging {
-    inner: EmbeddedChain,
-    hang_status: AtomicBool,
-}
-
-impl Chain for Hanging {
-    fn account<'a>(&'a self, a: &'a Pubkey) -> ChainFuture<'a, Option<ChainAccount>> {
-        self.inner.account(a)
-    }
-    fn latest_blockhash(&self) -> ChainFuture<'_, RecentBlockhash> {
-        self.inner.latest_blockhash()
-    }
-    fn block_height(&self) -> ChainFuture<'_, u64> {
-        self.inner.block_height()
-    }
-    fn simulate<'a>(&'a self, tx: &'a Transaction) -> ChainFuture<'a, Simulation> {
-        self.inner.simulate(tx)
-    }
-    fn send<'a>(&'a self, tx: &'a Transaction) -> ChainFuture<'a, Signature> {
-        self.inner.send(tx)
-    }
-    fn status<'a>(&'a self, s: &'a Signature) -> ChainFuture<'a, TxStatus> {
-        if self.hang_status.load(Ordering::SeqCst) {
-            return Box::pin(std::future::pending());
-        }
-        self.inner.status(s)
-    }
-    fn unix_time(&self) -> ChainFuture<'_, i64> {
-        self.inner.unix_time()
-    }
-}
+use support::{
+    doubles::{Counting, Hanging},
+    openbao::OpenBao,
+    *,
+};
 
 struct Story {
     world: World,
@@ -283,7 +232,7 @@ async fn a_verified_delivery_ends_in_a_kms_signed_release() {
 async fn a_relayer_killed_between_send_and_confirm_never_sends_twice() {
     let s = story().await;
     let hanging = Arc::new(Hanging {
-        inner: s.chain.clone(),
+        inner: Arc::new(s.chain.clone()),
         hang_status: AtomicBool::new(true),
     });
     let mut cfg = config(&s.database_url);

@@ -1,6 +1,7 @@
 //! Starts the real relayer on a random port against a fresh Postgres database.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod doubles;
 pub mod openbao;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};

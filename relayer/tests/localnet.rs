@@ -271,18 +271,7 @@ impl Node {
             inner: self.kms.clone(),
             signed: AtomicUsize::new(0),
         });
-        let executor = Arc::new(ChainExecutor {
-            pool: relayer::db::pool(&database_url).unwrap(),
-            chain,
-            signer: signer.clone(),
-            config: ExecutorConfig {
-                execute: true,
-                confirm_window: Duration::from_secs(30),
-                poll: Duration::from_millis(200),
-                max_attempts: 5,
-                priority_fee_micro_lamports: 0,
-            },
-        });
+        let executor = executor(&database_url, chain, signer.clone());
         let mut cfg = config(&database_url);
         cfg.queue.workers = workers;
         let app = spawn(cfg, Role::All, executor).await;
@@ -321,6 +310,26 @@ impl Node {
         })
         .await;
     }
+}
+
+/// The executor every relayer in these scenarios runs, executing for real.
+fn executor(
+    database_url: &str,
+    chain: Arc<dyn Chain>,
+    signer: Arc<Counting>,
+) -> Arc<ChainExecutor> {
+    Arc::new(ChainExecutor {
+        pool: relayer::db::pool(database_url).unwrap(),
+        chain,
+        signer,
+        config: ExecutorConfig {
+            execute: true,
+            confirm_window: Duration::from_secs(30),
+            poll: Duration::from_millis(200),
+            max_attempts: 5,
+            priority_fee_micro_lamports: 0,
+        },
+    })
 }
 
 fn ata(owner: &Pubkey, mint: &Pubkey) -> Pubkey {
@@ -519,18 +528,11 @@ async fn a_relayer_killed_between_send_and_confirm_never_sends_twice(node: &Node
         .await
         .unwrap();
     // A new relayer process on the same database.
-    let executor = Arc::new(ChainExecutor {
-        pool: relayer::db::pool(&first.database_url).unwrap(),
-        chain: node.chain.clone(),
-        signer: first.signer.clone(),
-        config: ExecutorConfig {
-            execute: true,
-            confirm_window: Duration::from_secs(30),
-            poll: Duration::from_millis(200),
-            max_attempts: 5,
-            priority_fee_micro_lamports: 0,
-        },
-    });
+    let executor = executor(
+        &first.database_url,
+        node.chain.clone(),
+        first.signer.clone(),
+    );
     let second = spawn(config(&first.database_url), Role::All, executor).await;
     eventually("job completed after restart", || async {
         sqlx::query_scalar::<_, String>("SELECT state FROM jobs WHERE action = 'approve_release'")

@@ -24,6 +24,16 @@ pub async fn reconcile_once(
     for escrow in &escrows {
         let address = Pubkey::from_str(escrow)?;
         let Some(account) = chain.account(&address).await? else {
+            // Closed by someone else (our own cranks record their settlement): read how from
+            // the escrow's own events.
+            if let Some(settlement) = settlement_from_events(chain, &address).await? {
+                sqlx::query("UPDATE offers SET settlement = $2, updated_at = now() WHERE escrow = $1 AND settlement IS NULL")
+                    .bind(escrow)
+                    .bind(settlement)
+                    .execute(pool)
+                    .await?;
+                tracing::info!(%escrow, settlement, "settlement read from the chain");
+            }
             continue;
         };
         if account.owner != escrow::ID {
@@ -62,4 +72,32 @@ pub async fn run(
             Err(e) => tracing::warn!(error = %e, "could not look for stuck offers"),
         }
     }
+}
+
+/// How a closed escrow settled, from its `Released` / `Refunded` event in recent transaction logs.
+async fn settlement_from_events(
+    chain: &dyn Chain,
+    escrow_address: &Pubkey,
+) -> anyhow::Result<Option<&'static str>> {
+    use anchor_lang::{AnchorDeserialize, Discriminator};
+    use base64::Engine;
+    use escrow::events::{Refunded, Released};
+    for logs in chain.transaction_logs(escrow_address, 20).await? {
+        for data in logs.iter().filter_map(|l| l.strip_prefix("Program data: ")) {
+            let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data) else {
+                continue;
+            };
+            let (discriminator, body) = bytes.split_at(bytes.len().min(8));
+            if discriminator == Released::DISCRIMINATOR {
+                if Released::try_from_slice(body).is_ok_and(|e| e.escrow == *escrow_address) {
+                    return Ok(Some("released"));
+                }
+            } else if discriminator == Refunded::DISCRIMINATOR
+                && Refunded::try_from_slice(body).is_ok_and(|e| e.escrow == *escrow_address)
+            {
+                return Ok(Some("refunded"));
+            }
+        }
+    }
+    Ok(None)
 }

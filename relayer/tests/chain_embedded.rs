@@ -120,11 +120,14 @@ impl Story {
 
     /// A party signs with its own wallet, outside the relayer.
     fn party_sends(&self, ix: Instruction, signer: &Keypair) {
-        let mut svm = self.chain.svm();
-        svm.expire_blockhash();
+        let blockhash = {
+            let mut svm = self.chain.svm();
+            svm.expire_blockhash();
+            svm.latest_blockhash()
+        };
         let message = solana_message::Message::new(&[ix], Some(&signer.pubkey()));
-        let tx = Transaction::new(&[signer], message, svm.latest_blockhash());
-        svm.send_transaction(tx).expect("party's transaction");
+        let tx = Transaction::new(&[signer], message, blockhash);
+        self.chain.submit(&tx).expect("party's transaction");
     }
 
     fn escrow(&self) -> Option<escrow::Escrow> {
@@ -589,6 +592,43 @@ async fn with_openclaw_execute_false_the_relayer_simulates_and_records_but_never
         s.escrow().unwrap().release_approvals,
         0,
         "nothing changed on-chain"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_watchtower_reads_how_an_escrow_settled_when_someone_else_cranked_it() {
+    let s = story().await;
+    let app = s.app().await;
+    let offer = s.register(&app).await;
+    assert_eq!(
+        app.webhook(&event("ext-1", "1ZE2E", "delivered")).await.0,
+        200
+    );
+    wait_for_job(&app, "approve_release", "succeeded").await;
+    s.party_sends(
+        s.world
+            .deal
+            .approve(&s.world.seller.pubkey(), Outcome::Release),
+        &s.world.seller,
+    );
+    s.set_chain_time(s.escrow().unwrap().eta);
+    // The seller cranks the release before the relayer does.
+    s.party_sends(s.world.deal.release(&s.world.seller_token), &s.world.seller);
+    assert!(s.escrow().is_none());
+    reconcile::reconcile_once(&app.pool, &s.chain, 5)
+        .await
+        .unwrap();
+    let settlement: Option<String> =
+        sqlx::query_scalar("SELECT settlement FROM offers WHERE id = $1")
+            .bind(offer)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        settlement.as_deref(),
+        Some("released"),
+        "read from the escrow's Released event"
     );
     app.stop().await;
 }

@@ -395,6 +395,7 @@ async fn the_stories_on_a_real_node() {
     a_buyer_dispute_in_the_window_stops_the_release(&node).await;
     a_relayer_killed_between_send_and_confirm_never_sends_twice(&node).await;
     openbao_down_means_retries_then_success(&node).await;
+    the_watchtower_reads_how_an_escrow_settled_elsewhere(&node).await;
     serve_refuses_to_execute_without_the_right_relayer_address(&node).await;
 }
 
@@ -573,6 +574,49 @@ async fn openbao_down_means_retries_then_success(node: &Node) {
     Command::new("kill").args(["-CONT", &pid]).status().unwrap();
     r.wait_for("approve_release", "succeeded").await;
     assert_eq!(node.escrow(&d).await.unwrap().release_approvals, 1 << 3);
+    r.app.stop().await;
+}
+
+async fn the_watchtower_reads_how_an_escrow_settled_elsewhere(node: &Node) {
+    let d = node.open_deal("1ZNODE6", 3).await;
+    let r = node.relayer(node.chain.clone(), 2).await;
+    r.register(&d).await;
+    r.webhook(&d, "n6-1", "delivered").await;
+    r.wait_for("approve_release", "succeeded").await;
+    node.send(
+        &[d.deal.approve(&d.seller.pubkey(), Outcome::Release)],
+        &[&d.seller],
+    )
+    .await;
+    node.wait_for_eta(&d).await;
+    // The seller cranks the release before the relayer's watchtower does.
+    use spl_associated_token_account_interface::instruction::create_associated_token_account_idempotent;
+    let seller_ata = ata(&d.seller.pubkey(), &d.deal.mint);
+    node.send(
+        &[
+            create_associated_token_account_idempotent(
+                &d.seller.pubkey(),
+                &d.seller.pubkey(),
+                &d.deal.mint,
+                &TOKEN,
+            ),
+            d.deal.release(&seller_ata),
+        ],
+        &[&d.seller],
+    )
+    .await;
+    reconcile::reconcile_once(&r.app.pool, node.chain.as_ref(), 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.settlement().await.as_deref(),
+        Some("released"),
+        "read from the escrow's Released event"
+    );
+    assert!(
+        r.job("crank_release").await.is_none(),
+        "nothing left to crank"
+    );
     r.app.stop().await;
 }
 

@@ -13,11 +13,17 @@ use super::{Chain, ChainAccount, ChainError, ChainFuture, RecentBlockhash, Simul
 /// Blocks a blockhash stays usable for, as on mainnet.
 const BLOCKHASH_VALIDITY: u64 = 150;
 
+/// A submitted transaction: the accounts it named and its signature.
+type Submitted = (Vec<Pubkey>, Signature);
+
 #[derive(Clone)]
 pub struct EmbeddedChain {
     svm: Arc<Mutex<LiteSVM>>,
     /// When `false`, sends fail as if the node were down (fault injection for tests).
     up: Arc<std::sync::atomic::AtomicBool>,
+    /// Every transaction submitted, with the accounts it named: the index an RPC node keeps
+    /// for `getSignaturesForAddress`.
+    history: Arc<Mutex<Vec<Submitted>>>,
 }
 
 impl EmbeddedChain {
@@ -39,12 +45,28 @@ impl EmbeddedChain {
         Self {
             svm: Arc::new(Mutex::new(svm)),
             up: Arc::new(true.into()),
+            history: Arc::default(),
         }
     }
 
     /// The SVM itself, for tests and the demo to set up accounts and move the clock.
     pub fn svm(&self) -> std::sync::MutexGuard<'_, LiteSVM> {
         self.svm.lock().expect("SVM lock poisoned")
+    }
+
+    /// Executes a transaction, as any client of this chain would send it; it is indexed by the
+    /// accounts it names. Each transaction is its own block: the slot moves on.
+    #[allow(clippy::result_large_err)] // litesvm's own result type, handed back unchanged
+    pub fn submit(&self, tx: &Transaction) -> litesvm::types::TransactionResult {
+        let mut svm = self.svm();
+        let result = svm.send_transaction(tx.clone());
+        let slot = Self::slot(&svm) + 1;
+        svm.warp_to_slot(slot);
+        self.history
+            .lock()
+            .expect("history lock poisoned")
+            .push((tx.message.account_keys.clone(), tx.signatures[0]));
+        result
     }
 
     pub fn set_available(&self, up: bool) {
@@ -126,19 +148,11 @@ impl Chain for EmbeddedChain {
     fn send<'a>(&'a self, tx: &'a Transaction) -> ChainFuture<'a, Signature> {
         Box::pin(async move {
             self.check_up()?;
-            let mut svm = self.svm();
             let signature = tx.signatures[0];
-            let result = svm.send_transaction(tx.clone());
-            // Each transaction is its own block: the slot (our block height) moves on.
-            let slot = Self::slot(&svm) + 1;
-            svm.warp_to_slot(slot);
-            match result {
+            match self.submit(tx) {
                 Ok(_) => Ok(signature),
                 // Executed and failed: it landed (fees paid); its status tells the error.
-                Err(failed) if svm.get_transaction(&signature).is_some() => {
-                    tracing::debug!(err = ?failed.err, "embedded transaction failed on-chain");
-                    Ok(signature)
-                }
+                Err(_) if self.svm().get_transaction(&signature).is_some() => Ok(signature),
                 Err(failed) => Err(ChainError::Rejected(format!("{:?}", failed.err))),
             }
         })
@@ -154,6 +168,34 @@ impl Chain for EmbeddedChain {
                     err: Some(format!("{:?}", failed.err)),
                 },
             })
+        })
+    }
+
+    fn transaction_logs<'a>(
+        &'a self,
+        address: &'a Pubkey,
+        limit: usize,
+    ) -> ChainFuture<'a, Vec<Vec<String>>> {
+        Box::pin(async move {
+            self.check_up()?;
+            let signatures: Vec<Signature> = self
+                .history
+                .lock()
+                .expect("history lock poisoned")
+                .iter()
+                .rev()
+                .filter(|(accounts, _)| accounts.contains(address))
+                .map(|(_, signature)| *signature)
+                .take(limit)
+                .collect();
+            let svm = self.svm();
+            Ok(signatures
+                .iter()
+                .filter_map(|s| match svm.get_transaction(s)? {
+                    Ok(meta) => Some(meta.logs.clone()),
+                    Err(failed) => Some(failed.meta.logs.clone()),
+                })
+                .collect())
         })
     }
 

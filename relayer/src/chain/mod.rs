@@ -64,4 +64,12 @@ pub trait Chain: Send + Sync + 'static {
     fn status<'a>(&'a self, signature: &'a Signature) -> ChainFuture<'a, TxStatus>;
     /// The cluster's clock (unix seconds), which the program's timelocks use.
     fn unix_time(&self) -> ChainFuture<'_, i64>;
+    /// Log lines of up to `limit` recent transactions that touched `address`, newest first.
+    /// (The embedded chain keeps no index by address and returns recent transactions; callers
+    /// match what they decode against the address.)
+    fn transaction_logs<'a>(
+        &'a self,
+        address: &'a Pubkey,
+        limit: usize,
+    ) -> ChainFuture<'a, Vec<Vec<String>>>;
 }

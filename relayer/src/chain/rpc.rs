@@ -135,6 +135,49 @@ impl Chain for RpcChain {
         })
     }
 
+    fn transaction_logs<'a>(
+        &'a self,
+        address: &'a Pubkey,
+        limit: usize,
+    ) -> ChainFuture<'a, Vec<Vec<String>>> {
+        Box::pin(async move {
+            use solana_rpc_client::rpc_client::GetConfirmedSignaturesForAddress2Config;
+            use solana_rpc_client_api::config::RpcTransactionConfig;
+            use solana_transaction_status_client_types::UiTransactionEncoding;
+            let config = GetConfirmedSignaturesForAddress2Config {
+                limit: Some(limit),
+                commitment: Some(CommitmentConfig::confirmed()),
+                ..Default::default()
+            };
+            let signatures = self
+                .client
+                .get_signatures_for_address_with_config(address, config)
+                .await
+                .map_err(unavailable)?;
+            let mut logs = Vec::with_capacity(signatures.len());
+            for entry in signatures {
+                let signature: Signature = entry.signature.parse().map_err(unavailable)?;
+                let config = RpcTransactionConfig {
+                    encoding: Some(UiTransactionEncoding::Json),
+                    commitment: Some(CommitmentConfig::confirmed()),
+                    max_supported_transaction_version: Some(0),
+                };
+                let tx = self
+                    .client
+                    .get_transaction_with_config(&signature, config)
+                    .await
+                    .map_err(unavailable)?;
+                let lines: Option<Vec<String>> = tx
+                    .transaction
+                    .meta
+                    .map(|m| m.log_messages.into())
+                    .unwrap_or_default();
+                logs.push(lines.unwrap_or_default());
+            }
+            Ok(logs)
+        })
+    }
+
     fn unix_time(&self) -> ChainFuture<'_, i64> {
         Box::pin(async move {
             let clock = self

@@ -59,6 +59,13 @@ impl Chain for Hanging {
         }
         self.inner.status(s)
     }
+    fn transaction_logs<'a>(
+        &'a self,
+        address: &'a Pubkey,
+        limit: usize,
+    ) -> ChainFuture<'a, Vec<Vec<String>>> {
+        self.inner.transaction_logs(address, limit)
+    }
     fn unix_time(&self) -> ChainFuture<'_, i64> {
         self.inner.unix_time()
     }

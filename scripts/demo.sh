@@ -3,8 +3,9 @@
 #   1. on-chain: the real compiled program in an in-process SVM (LiteSVM) — a buyer funds a deal,
 #      approvals reach the threshold, the timelock passes, the release pays the seller;
 #   2. the relayer: that deal is registered, a carrier's signed "delivered" webhook arrives, and the
-#      relayer durably queues and runs the approval job — in simulation mode (OPENCLAW_EXECUTE=false),
-#      recording what it would send; the KMS-signed on-chain step is the next piece of work.
+#      relayer durably queues and runs the approval job. Here it runs without a CLUSTER, so it only
+#      records what it would do; with CLUSTER and a KMS signer it signs and lands the approval
+#      (relayer/tests/localnet.rs runs that on solana-test-validator).
 # Cleans up what it started (relayer, demo database), also on Ctrl-C.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -85,4 +86,5 @@ PY
 echo "▶ metrics (http://$BIND_ADDR/metrics):"
 curl -sf "http://$BIND_ADDR/metrics" | grep -E '^relayer_(webhooks_total|jobs\{state="succeeded"\}|offers\{status="delivered"\})' | sed 's/^/    /'
 echo
-echo "done. Next: the relayer signs that approval with a KMS key and lands it on-chain."
+echo "done. With CLUSTER and a KMS signer (README: The signer, The chain side) the relayer signs and lands"
+echo "that approval on a real cluster; relayer/tests/localnet.rs shows it on solana-test-validator."

@@ -19,32 +19,15 @@ type Submitted = (Vec<Pubkey>, Signature);
 #[derive(Clone)]
 pub struct EmbeddedChain {
     svm: Arc<Mutex<LiteSVM>>,
-    /// When `false`, sends fail as if the node were down (fault injection for tests).
-    up: Arc<std::sync::atomic::AtomicBool>,
     /// Every transaction submitted, with the accounts it named: the index an RPC node keeps
     /// for `getSignaturesForAddress`.
     history: Arc<Mutex<Vec<Submitted>>>,
 }
 
 impl EmbeddedChain {
-    /// A fresh SVM with the escrow program from `program_so`.
-    pub fn new(program_so: &std::path::Path) -> anyhow::Result<Self> {
-        let elf = std::fs::read(program_so).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot read {} ({e}): run scripts/build-program.sh",
-                program_so.display()
-            )
-        })?;
-        let mut svm = LiteSVM::new();
-        svm.add_program(escrow::ID, &elf)
-            .map_err(|e| anyhow::anyhow!("loading the escrow program: {e:?}"))?;
-        Ok(Self::from_svm(svm))
-    }
-
     pub fn from_svm(svm: LiteSVM) -> Self {
         Self {
             svm: Arc::new(Mutex::new(svm)),
-            up: Arc::new(true.into()),
             history: Arc::default(),
         }
     }
@@ -69,20 +52,6 @@ impl EmbeddedChain {
         result
     }
 
-    pub fn set_available(&self, up: bool) {
-        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    fn check_up(&self) -> Result<(), ChainError> {
-        if self.up.load(std::sync::atomic::Ordering::SeqCst) {
-            Ok(())
-        } else {
-            Err(ChainError::Unavailable(
-                "embedded chain switched off".into(),
-            ))
-        }
-    }
-
     fn slot(svm: &LiteSVM) -> u64 {
         svm.get_sysvar::<anchor_lang::prelude::Clock>().slot
     }
@@ -91,7 +60,6 @@ impl EmbeddedChain {
 impl Chain for EmbeddedChain {
     fn account<'a>(&'a self, address: &'a Pubkey) -> ChainFuture<'a, Option<ChainAccount>> {
         Box::pin(async move {
-            self.check_up()?;
             Ok(self
                 .svm()
                 .get_account(address)
@@ -106,7 +74,6 @@ impl Chain for EmbeddedChain {
 
     fn latest_blockhash(&self) -> ChainFuture<'_, RecentBlockhash> {
         Box::pin(async move {
-            self.check_up()?;
             let svm = self.svm();
             Ok(RecentBlockhash {
                 hash: svm.latest_blockhash(),
@@ -116,15 +83,11 @@ impl Chain for EmbeddedChain {
     }
 
     fn block_height(&self) -> ChainFuture<'_, u64> {
-        Box::pin(async move {
-            self.check_up()?;
-            Ok(Self::slot(&self.svm()))
-        })
+        Box::pin(async move { Ok(Self::slot(&self.svm())) })
     }
 
     fn simulate<'a>(&'a self, tx: &'a Transaction) -> ChainFuture<'a, Simulation> {
         Box::pin(async move {
-            self.check_up()?;
             let mut svm = self.svm();
             // LiteSVM only switches signature checks per instance: off for the simulation, on after.
             let unverified = std::mem::take(&mut *svm).with_sigverify(false);
@@ -147,7 +110,6 @@ impl Chain for EmbeddedChain {
 
     fn send<'a>(&'a self, tx: &'a Transaction) -> ChainFuture<'a, Signature> {
         Box::pin(async move {
-            self.check_up()?;
             let signature = tx.signatures[0];
             match self.submit(tx) {
                 Ok(_) => Ok(signature),
@@ -160,7 +122,6 @@ impl Chain for EmbeddedChain {
 
     fn status<'a>(&'a self, signature: &'a Signature) -> ChainFuture<'a, TxStatus> {
         Box::pin(async move {
-            self.check_up()?;
             Ok(match self.svm().get_transaction(signature) {
                 None => TxStatus::Unknown,
                 Some(Ok(_)) => TxStatus::Landed { err: None },
@@ -177,7 +138,6 @@ impl Chain for EmbeddedChain {
         limit: usize,
     ) -> ChainFuture<'a, Vec<Vec<String>>> {
         Box::pin(async move {
-            self.check_up()?;
             let signatures: Vec<Signature> = self
                 .history
                 .lock()
@@ -201,7 +161,6 @@ impl Chain for EmbeddedChain {
 
     fn unix_time(&self) -> ChainFuture<'_, i64> {
         Box::pin(async move {
-            self.check_up()?;
             Ok(self
                 .svm()
                 .get_sysvar::<anchor_lang::prelude::Clock>()

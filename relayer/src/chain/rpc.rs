@@ -30,10 +30,6 @@ impl RpcChain {
             client: RpcClient::new_with_commitment(url.to_owned(), CommitmentConfig::confirmed()),
         }
     }
-
-    pub fn url(&self) -> String {
-        self.client.url()
-    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> ChainError {

@@ -15,6 +15,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("TRUST_FORWARDED_FOR", "true when behind a proxy that sets X-Forwarded-For (default false)"),
     ("WEBHOOK_RATE_LIMIT_PER_MINUTE", "webhook requests per client IP per minute (default 600)"),
     ("WEBHOOK_MAX_BODY_BYTES", "largest webhook body accepted (default 65536)"),
+    ("ACTIONS_RATE_LIMIT_PER_MINUTE", "Solana Actions requests per client IP per minute (default 120)"),
+    ("PUBLIC_URL", "the relayer's public base URL, e.g. https://escrow.example.com, for links in Solana Actions (default: from the Host header)"),
     ("WORKERS", "job workers in this process (default 2)"),
     ("JOB_MAX_ATTEMPTS", "attempts before a job is dead (default 8)"),
     ("JOB_LEASE_SECS", "how long a claimed job stays locked without a heartbeat (default 60)"),
@@ -89,6 +91,9 @@ pub struct HttpConfig {
     pub trust_forwarded_for: bool,
     pub webhook_rate_per_minute: u32,
     pub webhook_max_body: usize,
+    pub actions_rate_per_minute: u32,
+    /// Base URL for absolute links in Actions responses (icon); no trailing slash.
+    pub public_url: Option<String>,
     pub tracking_secrets: Vec<Secret>,
     pub jwt_secret: Secret,
     pub jwt_previous: Option<Secret>,
@@ -184,6 +189,21 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(DatabaseConfig { url })
     }
 
+    fn public_url(&self) -> Result<Option<String>, ConfigError> {
+        let Some(url) = self.optional("PUBLIC_URL") else {
+            return Ok(None);
+        };
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(ConfigError {
+                var: "PUBLIC_URL",
+                problem: format!(
+                    "must be an http(s) URL like https://escrow.example.com, got {url:?}"
+                ),
+            });
+        }
+        Ok(Some(url.trim_end_matches('/').to_owned()))
+    }
+
     pub fn config(&self) -> Result<Config, ConfigError> {
         let database = self.database()?;
         let tracking_secrets = self
@@ -216,15 +236,32 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 64 * 1024,
                 "a number of bytes",
             )?,
+            actions_rate_per_minute: self.parsed(
+                "ACTIONS_RATE_LIMIT_PER_MINUTE",
+                120,
+                "a positive integer",
+            )?,
+            public_url: self.public_url()?,
             tracking_secrets,
             jwt_secret,
             jwt_previous,
         };
-        if http.webhook_rate_per_minute == 0 {
-            return Err(ConfigError {
-                var: "WEBHOOK_RATE_LIMIT_PER_MINUTE",
-                problem: "must be at least 1".into(),
-            });
+        for (var, rate) in [
+            (
+                "WEBHOOK_RATE_LIMIT_PER_MINUTE",
+                http.webhook_rate_per_minute,
+            ),
+            (
+                "ACTIONS_RATE_LIMIT_PER_MINUTE",
+                http.actions_rate_per_minute,
+            ),
+        ] {
+            if rate == 0 {
+                return Err(ConfigError {
+                    var,
+                    problem: "must be at least 1".into(),
+                });
+            }
         }
         let d = QueueConfig::default();
         let queue = QueueConfig {

@@ -1,7 +1,7 @@
 //! The openclaw-escrow relayer: verified tracking webhooks, durable Postgres state, and a job
 //! queue whose workers turn deliveries into on-chain approvals.
+pub mod actions;
 pub mod auth;
-pub mod chain;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -16,3 +16,6 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod worker;
+
+/// The chain interface and its backends, in their own crate so the CLI shares them.
+pub use escrow_chain as chain;

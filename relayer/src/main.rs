@@ -136,6 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     tracing::info!(cluster = %chain_settings.cluster, execute = config.execute, "acting on-chain");
                     Application::build(config, role, Arc::new(executor))
                         .await?
+                        .with_chain(chain.clone())
                         .with_reconciler(chain, chain_settings.reconcile_interval)
                 }
             };

@@ -14,6 +14,7 @@ pub const JOB_STATES: [&str; 4] = ["pending", "running", "succeeded", "dead"];
 pub struct Metrics {
     registry: Registry,
     pub webhooks: IntCounterVec,
+    pub actions: IntCounterVec,
     pub job_runs: IntCounterVec,
     pub job_retries: IntCounter,
     pub jobs_dead: IntCounter,
@@ -36,6 +37,14 @@ impl Metrics {
         let webhooks = IntCounterVec::new(
             Opts::new("webhooks_total", "Tracking webhooks by result"),
             &["result"],
+        )
+        .expect("metric");
+        let actions = IntCounterVec::new(
+            Opts::new(
+                "actions_total",
+                "Solana Actions requests by action and result",
+            ),
+            &["action", "result"],
         )
         .expect("metric");
         let job_runs = IntCounterVec::new(
@@ -74,6 +83,7 @@ impl Metrics {
         .expect("metric");
         for m in [
             Box::new(webhooks.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(actions.clone()),
             Box::new(job_runs.clone()),
             Box::new(job_retries.clone()),
             Box::new(jobs_dead.clone()),
@@ -88,6 +98,7 @@ impl Metrics {
         Self {
             registry,
             webhooks,
+            actions,
             job_runs,
             job_retries,
             jobs_dead,

@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
             "/webhooks/tracking",
             post(routes::webhooks::tracking).layer(DefaultBodyLimit::max(webhook_limit)),
         )
+        .merge(routes::actions::router(state.clone()))
         .route("/v1/offers", post(routes::offers::create))
         .route("/v1/offers/{id}", get(routes::offers::get))
         .route("/v1/jobs", get(routes::jobs::list))
@@ -76,6 +77,12 @@ impl Application {
             role,
             reconciler: None,
         })
+    }
+
+    /// The chain that Solana Actions build and simulate transactions against.
+    pub fn with_chain(mut self, chain: Arc<dyn crate::chain::Chain>) -> Self {
+        self.state.chain = Some(chain);
+        self
     }
 
     pub fn with_reconciler(
@@ -134,13 +141,18 @@ impl Application {
         }
         if let Some(listener) = self.listener {
             // One rate-limit bucket per client IP: forget idle ones so memory stays bounded.
-            let limiter = self.state.webhook_limiter.clone();
+            let limiters = [
+                self.state.webhook_limiter.clone(),
+                self.state.actions_limiter.clone(),
+            ];
             let stop = shutdown.clone();
             tasks.spawn(async move {
                 let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
                 while tokio::select! { _ = tick.tick() => true, _ = stop.cancelled() => false } {
-                    limiter.retain_recent();
-                    limiter.shrink_to_fit();
+                    for limiter in &limiters {
+                        limiter.retain_recent();
+                        limiter.shrink_to_fit();
+                    }
                 }
             });
             tracing::info!(addr = %listener.local_addr()?, "listening");

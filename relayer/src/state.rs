@@ -1,9 +1,10 @@
-use std::{net::IpAddr, sync::Arc};
+use std::{net::IpAddr, num::NonZeroU32, sync::Arc};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use sqlx::PgPool;
+use tokio::sync::OnceCell;
 
-use crate::{config::Config, metrics::Metrics};
+use crate::{chain::Chain, config::Config, metrics::Metrics};
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -12,17 +13,28 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub metrics: Metrics,
     pub webhook_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    pub actions_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// The chain Solana Actions build transactions for; `None` when the relayer only records.
+    pub chain: Option<Arc<dyn Chain>>,
+    /// `solana:<genesis hash prefix>` of `chain`, read once (the `X-Blockchain-Ids` header).
+    pub blockchain_id: Arc<OnceCell<String>>,
+}
+
+fn limiter(per_minute: u32) -> Arc<DefaultKeyedRateLimiter<IpAddr>> {
+    let per_minute = NonZeroU32::new(per_minute).expect("validated at start-up");
+    Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)))
 }
 
 impl AppState {
     pub fn new(pool: PgPool, config: Config, metrics: Metrics) -> Self {
-        let per_minute = std::num::NonZeroU32::new(config.http.webhook_rate_per_minute)
-            .expect("validated at start-up");
         Self {
             pool,
-            webhook_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+            webhook_limiter: limiter(config.http.webhook_rate_per_minute),
+            actions_limiter: limiter(config.http.actions_rate_per_minute),
             config: Arc::new(config),
             metrics,
+            chain: None,
+            blockchain_id: Arc::default(),
         }
     }
 }

@@ -233,6 +233,24 @@ impl Svm {
         account.pubkey()
     }
 
+    /// The owner's associated token account for `mint`, created if missing: where a wallet
+    /// keeps its tokens.
+    pub fn associated_token_account(&mut self, mint: &Pubkey, owner: &Pubkey) -> Pubkey {
+        use anchor_spl::associated_token::{
+            get_associated_token_address_with_program_id,
+            spl_associated_token_account::instruction::create_associated_token_account_idempotent,
+        };
+        let token_program = self.svm.get_account(mint).expect("mint").owner;
+        let ix = create_associated_token_account_idempotent(
+            &self.payer.pubkey(),
+            owner,
+            mint,
+            &token_program,
+        );
+        self.ok(&[ix], &[]);
+        get_associated_token_address_with_program_id(owner, mint, &token_program)
+    }
+
     pub fn mint_to(&mut self, mint: &Pubkey, account: &Pubkey, amount: u64) {
         let token_program = self.svm.get_account(mint).expect("mint").owner;
         let ix = token_ix::mint_to(

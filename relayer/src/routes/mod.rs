@@ -1,3 +1,4 @@
+pub mod actions;
 pub mod health;
 pub mod jobs;
 pub mod metrics;

@@ -1,4 +1,5 @@
 //! Operator API for offers: register an escrow's shipment, and read an offer with its history.
+use anchor_lang::prelude::Pubkey;
 use axum::{
     extract::{rejection::JsonRejection, Path, State},
     http::StatusCode,
@@ -29,6 +30,13 @@ pub struct Offer {
     pub seller: String,
     pub mint: String,
     pub amount: i64,
+    /// The deal terms, when the offer was registered before its escrow exists (see
+    /// `DealTermsBody`); the deposit action builds the buyer's transaction from them.
+    pub escrow_id: Option<i64>,
+    pub approvers: Option<Vec<String>>,
+    pub threshold: Option<i16>,
+    pub timelock_secs: Option<i32>,
+    pub refund_after: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -50,9 +58,11 @@ pub async fn create(
     let Json(body) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let offer = NewOffer::try_from(body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let terms = offer.terms.as_ref();
     let row = sqlx::query_as::<_, Offer>(
-        "INSERT INTO offers (id, escrow, tracking_number, carrier, buyer, seller, mint, amount)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
+        "INSERT INTO offers (id, escrow, tracking_number, carrier, buyer, seller, mint, amount,
+                             escrow_id, approvers, threshold, timelock_secs, refund_after)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING *",
     )
     .bind(Uuid::new_v4())
     .bind(offer.escrow.to_string())
@@ -62,6 +72,18 @@ pub async fn create(
     .bind(offer.seller.to_string())
     .bind(offer.mint.to_string())
     .bind(offer.amount)
+    // Checked to fit: DealTermsBody::check bounds the id by i64::MAX and the rest by the
+    // program's limits.
+    .bind(terms.map(|t| t.id as i64))
+    .bind(terms.map(|t| {
+        t.approvers
+            .iter()
+            .map(Pubkey::to_string)
+            .collect::<Vec<_>>()
+    }))
+    .bind(terms.map(|t| i16::from(t.threshold)))
+    .bind(terms.map(|t| t.timelock_secs as i32))
+    .bind(terms.map(|t| t.refund_after))
     .fetch_one(&app.pool)
     .await
     .map_err(|e| match &e {

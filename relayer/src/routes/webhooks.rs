@@ -102,7 +102,11 @@ fn refuse(app: &AppState, result: &str, status: StatusCode, reason: &str) -> Res
 
 /// The peer address, or with `TRUST_FORWARDED_FOR` the last `X-Forwarded-For` hop (the one our
 /// own proxy appended; earlier hops are whatever the client claimed).
-fn client_ip(headers: &HeaderMap, peer: SocketAddr, trust_forwarded_for: bool) -> IpAddr {
+pub(crate) fn client_ip(
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    trust_forwarded_for: bool,
+) -> IpAddr {
     if trust_forwarded_for {
         // The last hop of the last header line: a proxy may add its own line after the
         // client's instead of extending it.

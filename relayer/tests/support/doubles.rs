@@ -69,4 +69,7 @@ impl Chain for Hanging {
     fn unix_time(&self) -> ChainFuture<'_, i64> {
         self.inner.unix_time()
     }
+    fn genesis_hash(&self) -> ChainFuture<'_, solana_hash::Hash> {
+        self.inner.genesis_hash()
+    }
 }

@@ -62,6 +62,8 @@ pub fn config(database_url: &str) -> Config {
             trust_forwarded_for: false,
             webhook_rate_per_minute: 10_000,
             webhook_max_body: 64 * 1024,
+            actions_rate_per_minute: 10_000,
+            public_url: None,
             tracking_secrets: vec![
                 Secret::new(OLD_HMAC_SECRET.to_vec()),
                 Secret::new(HMAC_SECRET.to_vec()),
@@ -101,6 +103,20 @@ pub async fn spawn(config: Config, role: Role, handler: Arc<dyn JobHandler>) -> 
     let app = Application::build(config, role, handler)
         .await
         .expect("build app");
+    start(app, database_url)
+}
+
+/// An app serving HTTP whose Solana Actions build transactions for `chain`.
+pub async fn spawn_with_chain(config: Config, chain: Arc<dyn relayer::chain::Chain>) -> TestApp {
+    let database_url = config.database.url.clone();
+    let app = Application::build(config, Role::Http, Arc::new(Simulate))
+        .await
+        .expect("build app")
+        .with_chain(chain);
+    start(app, database_url)
+}
+
+fn start(app: Application, database_url: String) -> TestApp {
     let addr = app
         .local_addr()
         .unwrap_or_else(|| "127.0.0.1:9".parse().unwrap());

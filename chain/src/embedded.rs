@@ -159,6 +159,15 @@ impl Chain for EmbeddedChain {
         })
     }
 
+    fn genesis_hash(&self) -> ChainFuture<'_, solana_hash::Hash> {
+        // An in-process chain has no genesis block; a fixed hash names it.
+        Box::pin(async move {
+            Ok(solana_hash::Hash::new_from_array(
+                *b"openclaw-embedded-chain-00000000",
+            ))
+        })
+    }
+
     fn unix_time(&self) -> ChainFuture<'_, i64> {
         Box::pin(async move {
             Ok(self

@@ -174,6 +174,10 @@ impl Chain for RpcChain {
         })
     }
 
+    fn genesis_hash(&self) -> ChainFuture<'_, solana_hash::Hash> {
+        Box::pin(async move { self.client.get_genesis_hash().await.map_err(unavailable) })
+    }
+
     fn unix_time(&self) -> ChainFuture<'_, i64> {
         Box::pin(async move {
             let clock = self

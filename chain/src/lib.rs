@@ -1,0 +1,157 @@
+//! Chain access behind one small interface, so the pipeline runs the same against a real
+//! cluster (RPC) and against the in-process SVM (`embedded`, tests and the demo).
+#[cfg(feature = "embedded")]
+pub mod embedded;
+pub mod rpc;
+
+use std::{future::Future, pin::Pin};
+
+use anchor_lang::prelude::Pubkey;
+use solana_hash::Hash;
+use solana_signature::Signature;
+use solana_transaction::Transaction;
+
+pub type ChainFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ChainError>> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The node could not be reached or failed; retry later.
+    #[error("chain unavailable: {0}")]
+    Unavailable(String),
+    /// The node refused the transaction before executing it (e.g. blockhash not found).
+    #[error("transaction rejected: {0}")]
+    Rejected(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct ChainAccount {
+    pub owner: Pubkey,
+    pub lamports: u64,
+    pub data: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct RecentBlockhash {
+    pub hash: Hash,
+    /// The transaction can no longer land once the block height passes this.
+    pub last_valid_block_height: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Simulation {
+    /// The program error, if the transaction would fail.
+    pub err: Option<String>,
+    pub logs: Vec<String>,
+    pub compute_units: u64,
+}
+
+impl Simulation {
+    /// Why the transaction would fail, in the program's own words when it logged an Anchor
+    /// error, else the runtime's error; `None` when it would succeed.
+    pub fn failure(&self) -> Option<String> {
+        self.err
+            .as_deref()
+            .map(|err| explain_failure(err, &self.logs))
+    }
+}
+
+/// "message (ErrorName)" from an Anchor error log line (`… Error Code: X. Error Number: N.
+/// Error Message: message.`), or `err` unchanged when no program error was logged.
+pub fn explain_failure(err: &str, logs: &[String]) -> String {
+    logs.iter()
+        .rev()
+        .find_map(|line| {
+            let code = line.split("Error Code: ").nth(1)?.split('.').next()?;
+            let message = line.split("Error Message: ").nth(1)?.trim_end_matches('.');
+            Some(format!("{message} ({code})"))
+        })
+        .unwrap_or_else(|| err.to_owned())
+}
+
+/// What the cluster knows about a signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxStatus {
+    /// Not seen (yet, or ever).
+    Unknown,
+    /// Landed (confirmed commitment); `err` when it failed on-chain.
+    Landed { err: Option<String> },
+}
+
+pub trait Chain: Send + Sync + 'static {
+    fn account<'a>(&'a self, address: &'a Pubkey) -> ChainFuture<'a, Option<ChainAccount>>;
+    fn latest_blockhash(&self) -> ChainFuture<'_, RecentBlockhash>;
+    fn block_height(&self) -> ChainFuture<'_, u64>;
+    /// Runs the transaction without checking signatures or committing anything.
+    fn simulate<'a>(&'a self, tx: &'a Transaction) -> ChainFuture<'a, Simulation>;
+    fn send<'a>(&'a self, tx: &'a Transaction) -> ChainFuture<'a, Signature>;
+    fn status<'a>(&'a self, signature: &'a Signature) -> ChainFuture<'a, TxStatus>;
+    /// The cluster's clock (unix seconds), which the program's timelocks use.
+    fn unix_time(&self) -> ChainFuture<'_, i64>;
+    /// The genesis block's hash: which cluster this is (CAIP-2 `solana:<first 32 characters>`).
+    fn genesis_hash(&self) -> ChainFuture<'_, Hash>;
+    /// Log lines of up to `limit` recent transactions that touched `address`, newest first.
+    /// (The embedded chain keeps no index by address and returns recent transactions; callers
+    /// match what they decode against the address.)
+    fn transaction_logs<'a>(
+        &'a self,
+        address: &'a Pubkey,
+        limit: usize,
+    ) -> ChainFuture<'a, Vec<Vec<String>>>;
+}
+
+/// Sends `tx` and waits until it lands or its blockhash expires, polling every `poll`.
+/// Returns the signature when it landed without error.
+pub async fn send_and_confirm(
+    chain: &dyn Chain,
+    tx: &Transaction,
+    last_valid_block_height: u64,
+    poll: std::time::Duration,
+) -> Result<Signature, ConfirmError> {
+    let signature = chain.send(tx).await?;
+    loop {
+        match chain.status(&signature).await? {
+            TxStatus::Landed { err: None } => return Ok(signature),
+            TxStatus::Landed { err: Some(err) } => {
+                return Err(ConfirmError::Failed(signature, err))
+            }
+            TxStatus::Unknown if chain.block_height().await? > last_valid_block_height => {
+                return Err(ConfirmError::Expired(signature))
+            }
+            TxStatus::Unknown => tokio_sleep(poll).await,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfirmError {
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error("transaction {0} failed on-chain: {1}")]
+    Failed(Signature, String),
+    #[error("transaction {0} expired before it landed; nothing changed, send it again")]
+    Expired(Signature),
+}
+
+async fn tokio_sleep(d: std::time::Duration) {
+    tokio::time::sleep(d).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explains_anchor_errors_in_the_programs_words() {
+        let logs = vec![
+            "Program kez… invoke [1]".to_owned(),
+            "Program log: AnchorError occurred. Error Code: NotAnApprover. Error Number: 6027. \
+             Error Message: signer is not an approver of this escrow."
+                .to_owned(),
+        ];
+        assert_eq!(
+            explain_failure("InstructionError(0, Custom(6027))", &logs),
+            "signer is not an approver of this escrow (NotAnApprover)"
+        );
+        assert_eq!(explain_failure("AccountNotFound", &[]), "AccountNotFound");
+    }
+}

@@ -4,6 +4,7 @@
 #   scripts/openbao.sh start     run `bao server -dev` on 127.0.0.1:8200 with Transit and an ed25519
 #                                key "relayer"; prints the environment for the relayer
 #   scripts/openbao.sh stop      stop that server
+# OPENBAO_ADDR, OPENBAO_DEV_TOKEN and OPENBAO_PIDFILE run a separate one (the demo does).
 # A dev server keeps everything in memory and unseals itself: never use it for real keys.
 set -euo pipefail
 cache=${OPENCLAW_CACHE:-$HOME/.cache/openclaw-escrow}
@@ -11,7 +12,7 @@ venv=$cache/openbao-venv
 bao=$venv/bin/bao
 addr=${OPENBAO_ADDR:-127.0.0.1:8200}
 token=${OPENBAO_DEV_TOKEN:-openclaw-dev-root}
-pidfile=$cache/openbao-dev.pid
+pidfile=${OPENBAO_PIDFILE:-$cache/openbao-dev.pid}
 
 install() {
   if [ ! -x "$bao" ]; then
@@ -28,7 +29,7 @@ case "${1:-}" in
   start)
     install >/dev/null
     if ! curl -sf "http://$addr/v1/sys/health" >/dev/null; then
-      nohup "$bao" server -dev -dev-listen-address="$addr" -dev-root-token-id="$token" >"$cache/openbao-dev.log" 2>&1 &
+      nohup "$bao" server -dev -dev-listen-address="$addr" -dev-root-token-id="$token" >"${pidfile%.pid}.log" 2>&1 &
       echo $! >"$pidfile"
       for _ in $(seq 1 50); do curl -sf "http://$addr/v1/sys/health" >/dev/null && break; sleep 0.2; done
     fi

@@ -168,6 +168,15 @@ impl Chain for EmbeddedChain {
         })
     }
 
+    fn airdrop<'a>(&'a self, to: &'a Pubkey, lamports: u64) -> ChainFuture<'a, Signature> {
+        Box::pin(async move {
+            self.svm()
+                .airdrop(to, lamports)
+                .map(|meta| meta.signature)
+                .map_err(|failed| ChainError::Rejected(format!("airdrop: {:?}", failed.err)))
+        })
+    }
+
     fn unix_time(&self) -> ChainFuture<'_, i64> {
         Box::pin(async move {
             Ok(self

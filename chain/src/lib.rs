@@ -89,6 +89,8 @@ pub trait Chain: Send + Sync + 'static {
     fn unix_time(&self) -> ChainFuture<'_, i64>;
     /// The genesis block's hash: which cluster this is (CAIP-2 `solana:<first 32 characters>`).
     fn genesis_hash(&self) -> ChainFuture<'_, Hash>;
+    /// Asks the cluster's faucet for lamports (development clusters only; mainnet has none).
+    fn airdrop<'a>(&'a self, to: &'a Pubkey, lamports: u64) -> ChainFuture<'a, Signature>;
     /// Log lines of up to `limit` recent transactions that touched `address`, newest first.
     /// (The embedded chain keeps no index by address and returns recent transactions; callers
     /// match what they decode against the address.)

@@ -178,6 +178,15 @@ impl Chain for RpcChain {
         Box::pin(async move { self.client.get_genesis_hash().await.map_err(unavailable) })
     }
 
+    fn airdrop<'a>(&'a self, to: &'a Pubkey, lamports: u64) -> ChainFuture<'a, Signature> {
+        Box::pin(async move {
+            self.client
+                .request_airdrop(to, lamports)
+                .await
+                .map_err(unavailable)
+        })
+    }
+
     fn unix_time(&self) -> ChainFuture<'_, i64> {
         Box::pin(async move {
             let clock = self

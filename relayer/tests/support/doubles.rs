@@ -72,4 +72,7 @@ impl Chain for Hanging {
     fn genesis_hash(&self) -> ChainFuture<'_, solana_hash::Hash> {
         self.inner.genesis_hash()
     }
+    fn airdrop<'a>(&'a self, to: &'a Pubkey, lamports: u64) -> ChainFuture<'a, Signature> {
+        self.inner.airdrop(to, lamports)
+    }
 }

@@ -23,6 +23,7 @@ pub struct Metrics {
     jobs: IntGaugeVec,
     queue_lag: Gauge,
     stuck: IntGauge,
+    database_up: IntGauge,
 }
 
 impl Default for Metrics {
@@ -81,8 +82,37 @@ impl Metrics {
             "Age of the oldest runnable job (0 when none)",
         )
         .expect("metric");
+        let database_up = IntGauge::new(
+            "database_up",
+            "1 when Postgres answered this scrape's queries, else 0 (the gauges above are stale)",
+        )
+        .expect("metric");
+        // Every label value a counter can take, exported at 0 from the start: alerts built on
+        // increase() or rate() then see the first event, not only the second.
+        for result in [
+            "accepted",
+            "duplicate",
+            "unknown_tracking",
+            "rate_limited",
+            "too_large",
+            "malformed",
+            "unsigned",
+            "stale",
+            "bad_signature",
+            "unavailable",
+        ] {
+            webhooks.with_label_values(&[result]);
+        }
+        for outcome in ["succeeded", "failed"] {
+            job_runs.with_label_values(&[outcome]);
+        }
+        for kind in ["unavailable", "refused", "bad_signature"] {
+            crate::signer::SIGNER_ERRORS.with_label_values(&[kind]);
+        }
         for m in [
             Box::new(webhooks.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(database_up.clone()),
+            Box::new(crate::signer::SIGNER_ERRORS.clone()),
             Box::new(actions.clone()),
             Box::new(job_runs.clone()),
             Box::new(job_retries.clone()),
@@ -107,6 +137,7 @@ impl Metrics {
             jobs,
             queue_lag,
             stuck,
+            database_up,
         }
     }
 
@@ -115,11 +146,26 @@ impl Metrics {
     }
 
     /// Refreshes the database gauges and renders everything in the text exposition format.
-    pub async fn render(
+    /// When Postgres does not answer, the process's own counters are still served, with
+    /// `relayer_database_up 0`, so alerts can tell "database down" from "relayer down".
+    pub async fn render(&self, pool: &PgPool, stuck_after: std::time::Duration) -> String {
+        let up = self.refresh_database_gauges(pool, stuck_after).await;
+        if let Err(e) = &up {
+            tracing::warn!(error = %e, "metrics: database gauges not refreshed");
+        }
+        self.database_up.set(i64::from(up.is_ok()));
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding");
+        String::from_utf8(out).expect("prometheus text is UTF-8")
+    }
+
+    async fn refresh_database_gauges(
         &self,
         pool: &PgPool,
         stuck_after: std::time::Duration,
-    ) -> sqlx::Result<String> {
+    ) -> sqlx::Result<()> {
         let statuses: Vec<&str> = OfferStatus::ALL.iter().map(|s| s.as_str()).collect();
         refresh(
             &self.offers,
@@ -151,12 +197,7 @@ impl Metrics {
         self.queue_lag.set(lag.max(0.0));
         self.stuck
             .set(stuck_offers(pool, stuck_after).await?.len() as i64);
-
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("text encoding");
-        Ok(String::from_utf8(out).expect("prometheus text is UTF-8"))
+        Ok(())
     }
 }
 

@@ -150,6 +150,7 @@ async fn healthz_and_readyz_answer_as_health_json() {
         assert_eq!(resp.status(), 200, "{path}");
         assert_eq!(resp.headers()["content-type"], "application/health+json");
     }
+    assert_eq!(app.metric("relayer_database_up ").await, 1.0);
     app.stop().await;
 }
 
@@ -180,5 +181,12 @@ async fn when_postgres_is_unreachable_readyz_fails_and_webhooks_ask_for_a_retry(
     let (status, reply) = app.webhook(&event("e-down", "1Z", "delivered")).await;
     assert_eq!(status, 503, "{reply}");
     assert_eq!(reply["error"], "database unavailable, retry later");
+    // Metrics still answer, saying what is wrong, and count the refusal.
+    assert_eq!(app.metric("relayer_database_up ").await, 0.0);
+    assert_eq!(
+        app.metric("relayer_webhooks_total{result=\"unavailable\"}")
+            .await,
+        1.0
+    );
     app.shutdown.cancel();
 }

@@ -137,8 +137,14 @@ async fn a_token_without_permission_and_a_dead_server_are_reported_as_unavailabl
 
     let _ = bao.child.kill();
     let _ = bao.child.wait();
+    let unavailable = signer::SIGNER_ERRORS.with_label_values(&["unavailable"]);
+    let before = unavailable.get();
     let err = signer.sign(b"m").await.unwrap_err();
     assert!(matches!(err, SignerError::Unavailable(_)), "{err}");
+    assert!(
+        unavailable.get() > before,
+        "counted for the SignerErrors alert"
+    );
 }
 
 #[tokio::test]

@@ -1,19 +1,16 @@
 use axum::{
     extract::State,
     http::{header, StatusCode},
-    response::{IntoResponse, Response},
+    response::IntoResponse,
 };
 
-use crate::{error::ApiError, state::AppState};
+use crate::state::AppState;
 
-pub async fn metrics(State(app): State<AppState>) -> Response {
-    match app.metrics.render(&app.pool, app.config.stuck_after).await {
-        Ok(text) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            text,
-        )
-            .into_response(),
-        Err(e) => ApiError::from(e).into_response(),
-    }
+pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    let text = app.metrics.render(&app.pool, app.config.stuck_after).await;
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text,
+    )
 }

@@ -42,17 +42,43 @@ pub trait TxSigner: Send + Sync + 'static {
     /// The backend's raw signature; callers use `sign`.
     fn sign_unchecked<'a>(&'a self, message: &'a [u8]) -> SignFuture<'a>;
 
-    /// Signs and verifies the result locally before returning it.
+    /// Signs and verifies the result locally before returning it; failures are counted in
+    /// `relayer_signer_errors_total`.
     fn sign<'a>(&'a self, message: &'a [u8]) -> SignFuture<'a> {
         Box::pin(async move {
-            let signature = self.sign_unchecked(message).await?;
-            if !verify(&self.pubkey(), message, &signature) {
-                return Err(SignerError::BadSignature(self.pubkey()));
+            let result = match self.sign_unchecked(message).await {
+                Ok(signature) if verify(&self.pubkey(), message, &signature) => Ok(signature),
+                Ok(_) => Err(SignerError::BadSignature(self.pubkey())),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = &result {
+                SIGNER_ERRORS.with_label_values(&[e.kind()]).inc();
             }
-            Ok(signature)
+            result
         })
     }
 }
+
+impl SignerError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) => "unavailable",
+            Self::Refused(_) => "refused",
+            Self::BadSignature(_) => "bad_signature",
+        }
+    }
+}
+
+/// Signing failures by kind, process-wide (every signer in the process shares it); the metrics
+/// registry exports it.
+pub static SIGNER_ERRORS: std::sync::LazyLock<prometheus::IntCounterVec> =
+    std::sync::LazyLock::new(|| {
+        prometheus::IntCounterVec::new(
+            prometheus::Opts::new("signer_errors_total", "Failed signing requests by kind"),
+            &["kind"],
+        )
+        .expect("metric")
+    });
 
 /// Strict ed25519 verification (no malleable or small-order encodings).
 pub fn verify(pubkey: &Pubkey, message: &[u8], signature: &[u8; 64]) -> bool {

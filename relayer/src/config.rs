@@ -41,6 +41,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("CLUSTER", "localnet, devnet, mainnet-beta or an RPC URL: workers act on-chain (simulating unless OPENCLAW_EXECUTE=true); unset: record only"),
     ("PRIORITY_FEE_MICRO_LAMPORTS", "priority fee per compute unit for the relayer's transactions (default 0)"),
     ("RECONCILE_INTERVAL_SECS", "how often the watchtower compares offers with the chain (default 30)"),
+    ("AUDIT_CHECKPOINT_SECS", "how often the signer signs the audit log's head (default 300)"),
     ("RUST_LOG", "log filter (default info); logs are JSON lines"),
 ];
 

@@ -21,7 +21,10 @@ use solana_transaction::Transaction;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use serde_json::json;
+
 use crate::{
+    audit,
     chain::{Chain, ChainError, TxStatus},
     domain::offer::JobAction,
     queue::{self, Job},
@@ -383,6 +386,15 @@ impl ChainExecutor {
             .execute(&mut *db_tx)
             .await
             .map_err(db)?;
+        audit::append(
+            &mut db_tx,
+            "tx_signed",
+            Some(offer.id),
+            json!({ "job_id": job.id, "action": action.as_str(), "signature": signature.to_string(),
+                    "signer": self.signer.pubkey().to_string(), "escrow": offer.escrow.to_string() }),
+        )
+        .await
+        .map_err(db)?;
         db_tx.commit().await.map_err(db)?;
         tracing::info!(%signature, action = action.as_str(), escrow = %offer.escrow, "transaction signed and recorded; sending");
 
@@ -449,15 +461,29 @@ impl ChainExecutor {
         state: &str,
         error: Option<&str>,
     ) -> Result<(), JobError> {
-        sqlx::query(
-            "UPDATE chain_txs SET state = $2, error = $3, updated_at = now() WHERE signature = $1",
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let offer: Option<Uuid> = sqlx::query_scalar(
+            "UPDATE chain_txs c SET state = $2, error = $3, updated_at = now() FROM jobs j
+             WHERE c.signature = $1 AND j.id = c.job_id AND c.state IS DISTINCT FROM $2
+             RETURNING j.offer_id",
         )
         .bind(signature)
         .bind(state)
         .bind(error)
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        if let Some(offer) = offer {
+            audit::append(
+                &mut tx,
+                &format!("tx_{state}"),
+                Some(offer),
+                json!({ "signature": signature, "error": error }),
+            )
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
 
@@ -519,12 +545,11 @@ impl ChainExecutor {
     }
 
     async fn settle(&self, offer: Uuid, settlement: &str) -> Result<String, JobError> {
-        sqlx::query("UPDATE offers SET settlement = $2, updated_at = now() WHERE id = $1 AND settlement IS NULL")
-            .bind(offer)
-            .bind(settlement)
-            .execute(&self.pool)
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        record_settlement(&mut tx, offer, settlement, "our crank")
             .await
             .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(format!("offer {settlement}"))
     }
 
@@ -555,20 +580,58 @@ pub async fn queue_crank(
         .timestamp_opt(state.eta, 0)
         .single()
         .unwrap_or_else(Utc::now);
-    let mut conn = pool.acquire().await?;
+    let mut tx = pool.begin().await?;
     let offer: Option<Uuid> = sqlx::query_scalar("SELECT id FROM offers WHERE escrow = $1")
         .bind(escrow.to_string())
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut *tx)
         .await?;
     let Some(offer) = offer else {
         return Ok("no offer for this escrow".into());
     };
-    let queued = queue::enqueue_crank(&mut conn, offer, action, max_attempts, eta).await?;
+    let queued = queue::enqueue_crank(&mut tx, offer, action, max_attempts, eta).await?;
+    if queued {
+        audit::append(
+            &mut tx,
+            "job_enqueued",
+            Some(offer),
+            json!({ "offer_id": offer, "action": action.as_str(), "run_at": eta }),
+        )
+        .await?;
+    }
+    tx.commit().await?;
     Ok(if queued {
         format!("{} queued for {eta}", action.as_str())
     } else {
         format!("{} already queued", action.as_str())
     })
+}
+
+/// Records how an offer's escrow settled, once; `source` says who closed it.
+pub async fn record_settlement(
+    conn: &mut sqlx::PgConnection,
+    offer: Uuid,
+    settlement: &str,
+    source: &str,
+) -> sqlx::Result<()> {
+    let first = sqlx::query(
+        "UPDATE offers SET settlement = $2, updated_at = now() WHERE id = $1 AND settlement IS NULL",
+    )
+    .bind(offer)
+    .bind(settlement)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if first {
+        audit::append(
+            conn,
+            "offer_settled",
+            Some(offer),
+            json!({ "offer_id": offer, "settlement": settlement, "source": source }),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Too early: run again once the chain's clock has moved `secs` on (at least a second later).

@@ -1,6 +1,7 @@
 //! The openclaw-escrow relayer: verified tracking webhooks, durable Postgres state, and a job
 //! queue whose workers turn deliveries into on-chain approvals.
 pub mod actions;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;

@@ -271,7 +271,15 @@ async fn record_attempt(
     .bind(job.updated_at)
     .bind(outcome)
     .bind(detail)
-    .execute(conn)
+    .execute(&mut *conn)
+    .await?;
+    crate::audit::append(
+        conn,
+        "job_attempt",
+        Some(job.offer_id),
+        serde_json::json!({ "job_id": job.id, "action": job.action, "attempt": job.attempts,
+                            "outcome": outcome, "detail": detail, "worker": worker }),
+    )
     .await?;
     Ok(())
 }
@@ -295,21 +303,31 @@ pub async fn release(pool: &PgPool, job: &Job, worker: &str) -> sqlx::Result<()>
 }
 
 /// An operator's retry of a dead job: pending now, attempts reset. False if it was not dead.
-pub async fn retry(pool: &PgPool, job_id: i64) -> sqlx::Result<bool> {
+pub async fn retry(pool: &PgPool, job_id: i64, operator: &str) -> sqlx::Result<bool> {
     let mut tx = pool.begin().await?;
-    let r = sqlx::query(
+    let retried: Option<(Uuid, String)> = sqlx::query_as(
         "UPDATE jobs SET state = 'pending', attempts = 0, run_at = now(), updated_at = now()
-         WHERE id = $1 AND state = 'dead'",
+         WHERE id = $1 AND state = 'dead' RETURNING offer_id, action",
     )
     .bind(job_id)
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
+    let Some((offer_id, action)) = retried else {
+        return Ok(false);
+    };
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(CHANNEL)
         .execute(&mut *tx)
         .await?;
+    crate::audit::append(
+        &mut tx,
+        "job_retried",
+        Some(offer_id),
+        serde_json::json!({ "job_id": job_id, "action": action, "operator": operator }),
+    )
+    .await?;
     tx.commit().await?;
-    Ok(r.rows_affected() == 1)
+    Ok(true)
 }
 
 /// Delay before attempt `attempts + 1`: base · 2^(attempts−1), capped, then "equal jitter"

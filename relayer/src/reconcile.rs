@@ -27,11 +27,20 @@ pub async fn reconcile_once(
             // Closed by someone else (our own cranks record their settlement): read how from
             // the escrow's own events.
             if let Some(settlement) = settlement_from_events(chain, &address).await? {
-                sqlx::query("UPDATE offers SET settlement = $2, updated_at = now() WHERE escrow = $1 AND settlement IS NULL")
-                    .bind(escrow)
-                    .bind(settlement)
-                    .execute(pool)
-                    .await?;
+                let mut tx = pool.begin().await?;
+                let offer: uuid::Uuid =
+                    sqlx::query_scalar("SELECT id FROM offers WHERE escrow = $1")
+                        .bind(escrow)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                crate::executor::record_settlement(
+                    &mut tx,
+                    offer,
+                    settlement,
+                    "read from the chain",
+                )
+                .await?;
+                tx.commit().await?;
                 tracing::info!(%escrow, settlement, "settlement read from the chain");
             }
             continue;

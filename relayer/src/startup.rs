@@ -39,6 +39,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/offers", post(routes::offers::create))
         .route("/v1/offers/{id}", get(routes::offers::get))
         .route("/v1/jobs", get(routes::jobs::list))
+        .route("/v1/audit/entries", get(routes::audit::entries))
+        .route("/v1/audit/offers/{id}", get(routes::audit::of_offer))
+        .route("/v1/audit/checkpoints", get(routes::audit::checkpoints))
         .route("/v1/jobs/{id}/retry", post(routes::jobs::retry))
         .route("/healthz", get(routes::health::live))
         .route("/readyz", get(routes::health::ready))
@@ -54,6 +57,8 @@ pub struct Application {
     role: Role,
     /// The watchtower, run next to the workers when the relayer acts on a chain.
     reconciler: Option<(Arc<dyn crate::chain::Chain>, std::time::Duration)>,
+    /// Signs audit checkpoints next to the workers, when the relayer has a signer.
+    checkpoints: Option<(Arc<dyn crate::signer::TxSigner>, std::time::Duration)>,
 }
 
 impl Application {
@@ -76,6 +81,7 @@ impl Application {
             handler,
             role,
             reconciler: None,
+            checkpoints: None,
         })
     }
 
@@ -91,6 +97,15 @@ impl Application {
         interval: std::time::Duration,
     ) -> Self {
         self.reconciler = Some((chain, interval));
+        self
+    }
+
+    pub fn with_audit_checkpoints(
+        mut self,
+        signer: Arc<dyn crate::signer::TxSigner>,
+        interval: std::time::Duration,
+    ) -> Self {
+        self.checkpoints = Some((signer, interval));
         self
     }
 
@@ -115,6 +130,16 @@ impl Application {
                 interval,
                 config.queue.max_attempts,
                 config.stuck_after,
+                shutdown.clone(),
+            ));
+        }
+        if let (Some((signer, interval)), true) =
+            (self.checkpoints.clone(), self.role != Role::Http)
+        {
+            tasks.spawn(crate::audit::run_checkpoints(
+                self.state.pool.clone(),
+                signer,
+                interval,
                 shutdown.clone(),
             ));
         }

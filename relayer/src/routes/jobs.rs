@@ -33,7 +33,7 @@ pub async fn retry(
     Operator(operator): Operator,
     Path(id): Path<i64>,
 ) -> Result<Json<queue::Job>, ApiError> {
-    if !queue::retry(&app.pool, id).await? {
+    if !queue::retry(&app.pool, id, &operator).await? {
         return Err(match queue::get(&app.pool, id).await? {
             None => ApiError::not_found("job"),
             Some(job) => ApiError::new(

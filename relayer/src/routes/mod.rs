@@ -1,4 +1,5 @@
 pub mod actions;
+pub mod audit;
 pub mod health;
 pub mod jobs;
 pub mod metrics;

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::{
+    audit,
     auth::Operator,
     domain::offer::{NewOffer, NewOfferBody},
     error::ApiError,
@@ -59,6 +60,7 @@ pub async fn create(
     let offer = NewOffer::try_from(body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let terms = offer.terms.as_ref();
+    let mut tx = app.pool.begin().await?;
     let row = sqlx::query_as::<_, Offer>(
         "INSERT INTO offers (id, escrow, tracking_number, carrier, buyer, seller, mint, amount,
                              escrow_id, approvers, threshold, timelock_secs, refund_after)
@@ -84,7 +86,7 @@ pub async fn create(
     .bind(terms.map(|t| i16::from(t.threshold)))
     .bind(terms.map(|t| t.timelock_secs as i32))
     .bind(terms.map(|t| t.refund_after))
-    .fetch_one(&app.pool)
+    .fetch_one(&mut *tx)
     .await
     .map_err(|e| match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => ApiError::new(
@@ -93,6 +95,18 @@ pub async fn create(
         ),
         _ => ApiError::from(e),
     })?;
+    audit::append(
+        &mut tx,
+        "offer_registered",
+        Some(row.id),
+        json!({ "escrow": row.escrow, "buyer": row.buyer, "seller": row.seller, "mint": row.mint,
+                "amount": row.amount, "carrier": row.carrier, "escrow_id": row.escrow_id,
+                "approvers": row.approvers, "threshold": row.threshold,
+                "timelock_secs": row.timelock_secs, "refund_after": row.refund_after,
+                "operator": operator }),
+    )
+    .await?;
+    tx.commit().await?;
     tracing::info!(%operator, offer_id = %row.id, escrow = %row.escrow, "offer registered");
     Ok((StatusCode::CREATED, Json(row)))
 }

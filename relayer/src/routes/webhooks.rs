@@ -14,6 +14,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
+    audit,
     domain::{
         offer::OfferStatus,
         signature::{self, SignatureError},
@@ -208,7 +209,12 @@ async fn record(app: &AppState, event: &TrackingEvent) -> sqlx::Result<Recorded>
     if !inserted {
         return Ok(Recorded::Duplicate { event_id });
     }
+    let event_entry = |offer_id: Option<Uuid>| {
+        json!({ "event_id": event.event_id, "carrier": event.carrier,
+                "status": event.status.as_str(), "occurred_at": event.occurred_at, "offer_id": offer_id })
+    };
     let Some((offer_id, status, status_at)) = offer else {
+        audit::append(&mut tx, "tracking_event", None, event_entry(None)).await?;
         tx.commit().await?;
         tracing::info!(event_id = %event.event_id, "event for an unknown tracking number stored");
         return Ok(Recorded::UnknownTracking { event_id });
@@ -217,6 +223,7 @@ async fn record(app: &AppState, event: &TrackingEvent) -> sqlx::Result<Recorded>
         .parse()
         .map_err(|e: String| sqlx::Error::Decode(e.into()))?;
     let mut job_enqueued = false;
+    let mut entries = vec![("tracking_event", event_entry(Some(offer_id)))];
     let in_order = status_at.is_none_or(|at| event.occurred_at >= at);
     if let Some((next, job)) = current.apply(event.status).filter(|_| in_order) {
         sqlx::query(
@@ -227,11 +234,24 @@ async fn record(app: &AppState, event: &TrackingEvent) -> sqlx::Result<Recorded>
         .bind(event.occurred_at)
         .execute(&mut *tx)
         .await?;
+        entries.push((
+            "offer_status",
+            json!({ "offer_id": offer_id, "from": current.as_str(), "to": next.as_str() }),
+        ));
         if let Some(action) = job {
             job_enqueued =
                 queue::enqueue(&mut tx, offer_id, action, app.config.queue.max_attempts).await?;
+            if job_enqueued {
+                entries.push((
+                    "job_enqueued",
+                    json!({ "offer_id": offer_id, "action": action.as_str() }),
+                ));
+            }
         }
         current = next;
+    }
+    for (kind, payload) in entries {
+        audit::append(&mut tx, kind, Some(offer_id), payload).await?;
     }
     tx.commit().await?;
     tracing::info!(event_id = %event.event_id, %offer_id, status = current.as_str(), job_enqueued, "tracking event recorded");

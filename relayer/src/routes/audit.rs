@@ -1,0 +1,46 @@
+//! Public reads of the audit log: anyone can fetch it and check it with `relayer audit verify`
+//! against the relayer's public key. Entries hold what is public on-chain anyway (addresses,
+//! amounts, signatures) plus statuses and job outcomes; never secrets or tracking numbers.
+use axum::{
+    extract::{Path, Query, State},
+    Json,
+};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::{
+    audit::{self, Checkpoint, Entry},
+    error::ApiError,
+    state::AppState,
+};
+
+/// The most entries one page returns.
+pub const PAGE: i64 = 1000;
+
+#[derive(Deserialize)]
+pub struct Page {
+    /// Entries with `seq` greater than this (default 0: from the start).
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+pub async fn entries(
+    State(app): State<AppState>,
+    Query(page): Query<Page>,
+) -> Result<Json<Vec<Entry>>, ApiError> {
+    let limit = page.limit.unwrap_or(PAGE).clamp(1, PAGE);
+    Ok(Json(
+        audit::entries_after(&app.pool, page.after.unwrap_or(0), limit).await?,
+    ))
+}
+
+pub async fn of_offer(
+    State(app): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<Entry>>, ApiError> {
+    Ok(Json(audit::entries_of_offer(&app.pool, id).await?))
+}
+
+pub async fn checkpoints(State(app): State<AppState>) -> Result<Json<Vec<Checkpoint>>, ApiError> {
+    Ok(Json(audit::checkpoints(&app.pool).await?))
+}

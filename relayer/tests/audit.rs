@@ -1,0 +1,414 @@
+//! The audit log: every state change appended and hash-chained, the database refusing edits,
+//! checkpoints signed by a real OpenBao key, and `relayer audit verify` catching each kind of
+//! tampering.
+mod support;
+
+use std::sync::Arc;
+
+use anchor_lang::prelude::Pubkey;
+use relayer::{
+    audit::{
+        self, entry_hash,
+        verify::{verify, Finding},
+        Checkpoint, Entry, Record,
+    },
+    signer::{self, SignerConfig, TxSigner},
+    startup::Role,
+    worker::Simulate,
+};
+use serde_json::{json, Value};
+use support::{openbao::OpenBao, *};
+
+async fn signer(bao: &OpenBao, key: &str) -> Arc<dyn TxSigner> {
+    bao.create_key(key, json!({ "type": "ed25519" })).await;
+    signer::connect(&SignerConfig::Vault(bao.config(key, None)), None, true)
+        .await
+        .unwrap()
+}
+
+/// A relayer that has registered an offer, taken its shipment to delivered, run the job, and
+/// signed a checkpoint; returns the app, the signer and the log as the public endpoints serve it.
+async fn history(bao: &OpenBao) -> (TestApp, Arc<dyn TxSigner>, Vec<Record>) {
+    let app = spawn(
+        config(&fresh_database().await),
+        Role::All,
+        Arc::new(Simulate),
+    )
+    .await;
+    let key = signer(bao, "relayer").await;
+    let offer = app.register_offer("1ZAUDIT").await;
+    assert_eq!(
+        app.webhook(&event("a-1", "1ZAUDIT", "in_transit")).await.0,
+        200
+    );
+    assert_eq!(
+        app.webhook(&event("a-0", "1ZUNKNOWN", "in_transit"))
+            .await
+            .0,
+        202
+    );
+    for _redelivered in 0..2 {
+        assert_eq!(
+            app.webhook(&event("a-2", "1ZAUDIT", "delivered")).await.0,
+            200
+        );
+    }
+    eventually("the approval job ran", || async {
+        sqlx::query_scalar::<_, String>("SELECT state FROM jobs WHERE offer_id = $1")
+            .bind(offer)
+            .fetch_optional(&app.pool)
+            .await
+            .unwrap()
+            .as_deref()
+            == Some("succeeded")
+    })
+    .await;
+    audit::checkpoint(&app.pool, &*key)
+        .await
+        .unwrap()
+        .expect("a new checkpoint");
+    let records = fetch(&app).await;
+    (app, key, records)
+}
+
+async fn fetch(app: &TestApp) -> Vec<Record> {
+    let entries: Vec<Entry> = get(app, "/v1/audit/entries").await;
+    let checkpoints: Vec<Checkpoint> = get(app, "/v1/audit/checkpoints").await;
+    entries
+        .into_iter()
+        .map(Record::Entry)
+        .chain(checkpoints.into_iter().map(Record::Checkpoint))
+        .collect()
+}
+
+async fn get<T: serde::de::DeserializeOwned>(app: &TestApp, path: &str) -> T {
+    app.http
+        .get(app.url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn entry(records: &mut [Record], seq: i64) -> &mut Entry {
+    records
+        .iter_mut()
+        .find_map(|r| match r {
+            Record::Entry(e) if e.seq == seq => Some(e),
+            _ => None,
+        })
+        .unwrap()
+}
+
+fn checkpoint(records: &mut [Record]) -> &mut Checkpoint {
+    records
+        .iter_mut()
+        .find_map(|r| match r {
+            Record::Checkpoint(c) => Some(c),
+            _ => None,
+        })
+        .unwrap()
+}
+
+/// Runs the `relayer` binary; returns (success, stdout + stderr). Async: the binary may call
+/// back into the app this test's runtime serves.
+async fn relayer_bin(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_relayer"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn every_change_is_chained_and_the_log_verifies_against_the_relayer_key() {
+    let bao = OpenBao::start().await;
+    let (app, key, records) = history(&bao).await;
+    let kinds: Vec<&str> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Entry(e) => Some(e.kind.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "offer_registered",
+            "tracking_event",
+            "offer_status",
+            "tracking_event", // the unknown tracking number
+            "tracking_event", // delivered; its redelivery added nothing
+            "offer_status",
+            "job_enqueued",
+            "job_attempt",
+        ]
+    );
+    let report = verify(&records, &key.pubkey()).unwrap();
+    assert_eq!(
+        (report.entries, report.checkpoints, report.signed_size),
+        (8, 1, 8)
+    );
+
+    let Record::Entry(first) = &records[0] else {
+        panic!()
+    };
+    let offer = first.offer_id.unwrap();
+    let of_offer: Vec<Entry> = get(&app, &format!("/v1/audit/offers/{offer}")).await;
+    assert_eq!(
+        of_offer.len(),
+        7,
+        "all but the unknown tracking number's event"
+    );
+    let payload: Value = serde_json::from_str(&of_offer[2].payload).unwrap();
+    assert_eq!(
+        payload,
+        json!({ "offer_id": offer, "from": "awaiting_shipment", "to": "in_transit" })
+    );
+
+    // The binary, against the live endpoints and against an export file.
+    let pubkey = key.pubkey().to_string();
+    let (ok, out) = relayer_bin(
+        &[
+            "audit",
+            "verify",
+            "--url",
+            &app.url(""),
+            "--pubkey",
+            &pubkey,
+        ],
+        &[],
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert!(out.contains("audit log valid: 8 entries"), "{out}");
+    let dir = tempfile_dir();
+    let export = dir.join("audit.jsonl");
+    let (ok, out) = relayer_bin(
+        &["audit", "export", "--out", export.to_str().unwrap()],
+        &[("DATABASE_URL", &app.database_url)],
+    )
+    .await;
+    assert!(ok, "{out}");
+    let (ok, out) = relayer_bin(
+        &[
+            "audit",
+            "verify",
+            "--file",
+            export.to_str().unwrap(),
+            "--pubkey",
+            &pubkey,
+        ],
+        &[],
+    )
+    .await;
+    assert!(ok, "{out}");
+    // Verified against another key, the same log fails.
+    let (ok, out) = relayer_bin(
+        &[
+            "audit",
+            "verify",
+            "--file",
+            export.to_str().unwrap(),
+            "--pubkey",
+            &Pubkey::new_unique().to_string(),
+        ],
+        &[],
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        out.contains("audit log INVALID: checkpoint at size 8: signed by"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    app.stop().await;
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("audit-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn the_database_refuses_to_edit_or_remove_entries() {
+    let bao = OpenBao::start().await;
+    let (app, _, _) = history(&bao).await;
+    for statement in [
+        "UPDATE audit_log SET payload = '{}' WHERE seq = 2",
+        "DELETE FROM audit_log WHERE seq = 8",
+        "TRUNCATE audit_log",
+        "UPDATE audit_checkpoints SET tree_size = 1",
+        "DELETE FROM audit_checkpoints",
+    ] {
+        let err = sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&app.pool)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("is append-only"),
+            "{statement}: {err}"
+        );
+    }
+    assert_eq!(app.count("audit_log").await, 8);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn each_kind_of_tampering_is_caught() {
+    let bao = OpenBao::start().await;
+    let (app, key, records) = history(&bao).await;
+    let relayer = key.pubkey();
+
+    let mut edited = records.clone();
+    entry(&mut edited, 3).payload =
+        r#"{"from":"awaiting_shipment","offer_id":null,"to":"returned"}"#.into();
+    assert_eq!(verify(&edited, &relayer), Err(Finding::Altered { seq: 3 }));
+
+    let mut removed = records.clone();
+    removed.remove(3);
+    assert_eq!(
+        verify(&removed, &relayer),
+        Err(Finding::Gap {
+            position: 4,
+            expected: 4,
+            found: 5
+        })
+    );
+
+    let mut reordered = records.clone();
+    reordered.swap(1, 2);
+    assert_eq!(
+        verify(&reordered, &relayer),
+        Err(Finding::Gap {
+            position: 2,
+            expected: 2,
+            found: 3
+        })
+    );
+
+    // Renumbering after a removal re-links nothing: the next entry's prev_hash names the
+    // removed one.
+    let mut renumbered = removed.clone();
+    for (i, r) in renumbered.iter_mut().enumerate() {
+        if let Record::Entry(e) = r {
+            e.seq = i as i64 + 1;
+        }
+    }
+    assert_eq!(
+        verify(&renumbered, &relayer),
+        Err(Finding::BrokenLink { seq: 4 })
+    );
+
+    // An edit with every later hash recomputed is a consistent chain, but not the one signed.
+    let mut rewritten = records.clone();
+    entry(&mut rewritten, 5).payload =
+        r#"{"from":"in_transit","offer_id":null,"to":"returned"}"#.into();
+    let mut prev = entry(&mut rewritten, 4).hash.clone();
+    for seq in 5..=8 {
+        let e = entry(&mut rewritten, seq);
+        e.prev_hash.clone_from(&prev);
+        e.hash = entry_hash(e.seq, &e.at, &e.kind, e.offer_id, &e.payload, &e.prev_hash);
+        prev.clone_from(&e.hash);
+    }
+    assert_eq!(
+        verify(&rewritten, &relayer),
+        Err(Finding::HeadMismatch { tree_size: 8 })
+    );
+
+    // Forged checkpoints: a moved head, a flipped signature bit, another key's signature.
+    let mut moved = records.clone();
+    checkpoint(&mut moved).head_hash = entry(&mut moved.clone(), 7).hash.clone();
+    assert_eq!(
+        verify(&moved, &relayer),
+        Err(Finding::BadSignature {
+            tree_size: 8,
+            expected: relayer
+        })
+    );
+    let mut flipped = records.clone();
+    checkpoint(&mut flipped).signature[0] ^= 1;
+    assert!(matches!(
+        verify(&flipped, &relayer),
+        Err(Finding::BadSignature { .. })
+    ));
+    let impostor = signer(&bao, "impostor").await;
+    let mut forged = records.clone();
+    let c = checkpoint(&mut forged);
+    c.signature = impostor
+        .sign(&audit::checkpoint_message(
+            c.tree_size,
+            &c.head_hash,
+            &c.signed_at,
+        ))
+        .await
+        .unwrap()
+        .to_vec();
+    assert!(matches!(
+        verify(&forged, &relayer),
+        Err(Finding::BadSignature { .. })
+    ));
+    c_signer_is(&mut forged, &impostor.pubkey());
+    assert!(matches!(
+        verify(&forged, &relayer),
+        Err(Finding::WrongSigner { .. })
+    ));
+
+    // A checkpoint vouching for entries that are gone.
+    let truncated: Vec<Record> = records
+        .iter()
+        .filter(|r| !matches!(r, Record::Entry(e) if e.seq > 6))
+        .cloned()
+        .collect();
+    assert_eq!(
+        verify(&truncated, &relayer),
+        Err(Finding::BeyondLog {
+            tree_size: 8,
+            entries: 6
+        })
+    );
+
+    // Someone with superuser rights edits the live table behind the triggers' back.
+    sqlx::query("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE audit_log SET payload = replace(payload, 'in_transit', 'delivered') WHERE seq = 2",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let (ok, out) = relayer_bin(
+        &[
+            "audit",
+            "verify",
+            "--url",
+            &app.url(""),
+            "--pubkey",
+            &relayer.to_string(),
+        ],
+        &[],
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        out.contains("audit log INVALID: entry 2: its hash does not match its contents"),
+        "{out}"
+    );
+    app.stop().await;
+}
+
+fn c_signer_is(records: &mut [Record], key: &Pubkey) {
+    checkpoint(records).signer = key.to_string();
+}

@@ -37,7 +37,9 @@ export DATABASE_URL="${admin%/*}/$db"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Prints `export SIGNER_MODE=vault VAULT_URL=… VAULT_TOKEN=… VAULT_KEY_ID=relayer`.
 eval "$(OPENBAO_ADDR=127.0.0.1:$(free_port) OPENBAO_DEV_TOKEN=$(openssl rand -hex 16) scripts/openbao.sh start)"
-export TRACKING_HMAC_SECRET=$(openssl rand -hex 32) ACCESS_JWT_SECRET=$(openssl rand -hex 32)
+TRACKING_HMAC_SECRET=$(openssl rand -hex 32)
+ACCESS_JWT_SECRET=$(openssl rand -hex 32)
+export TRACKING_HMAC_SECRET ACCESS_JWT_SECRET
 export BIND_ADDR=127.0.0.1:0 JOB_BACKOFF_BASE_MS=200
 
 "$target/debug/escrow-demo"

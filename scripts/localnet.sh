@@ -39,7 +39,7 @@ case "${1:-}" in
     echo "http://127.0.0.1:8899"
     ;;
   stop)
-    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
     rm -f "$pidfile"
     ;;
   *) echo "usage: $0 install|start|stop" >&2; exit 2 ;;

@@ -38,7 +38,7 @@ case "${1:-}" in
     echo "export SIGNER_MODE=vault VAULT_URL=http://$addr VAULT_TOKEN=$token VAULT_KEY_ID=relayer"
     ;;
   stop)
-    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
     rm -f "$pidfile"
     ;;
   *) echo "usage: $0 install|start|stop" >&2; exit 2 ;;

@@ -26,6 +26,9 @@ export SOLANA_TEST_VALIDATOR=${SOLANA_TEST_VALIDATOR:-$(scripts/localnet.sh inst
 echo "== building the program (sBPF) and its IDL"
 scripts/build-program.sh
 
+echo "== deployment and operations files (alerts, compose, Caddy, systemd, shellcheck, deploy, backup)"
+scripts/ops-check.sh
+
 echo "== the TypeScript client (generated from the IDL; type-checked with an example deposit)"
 scripts/ts-client.sh check
 

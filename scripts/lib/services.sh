@@ -7,7 +7,7 @@ ensure_postgres() {
   if ! psql "$url" -Atqc 'SELECT 1' >/dev/null 2>&1; then
     if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
       echo "starting the local Postgres cluster"
-      pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+      pg_ctlcluster --skip-systemctl-redirect "$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort | head -n1)" main start || true
     fi
   fi
   for _ in $(seq 1 30); do

@@ -77,6 +77,7 @@ async fn story(stop: CancellationToken) -> anyhow::Result<()> {
     step("the relayer");
     let signer = relayer::signer::connect(&env.signer()?, None, true).await?;
     let relayer_key = signer.pubkey();
+    let checkpoint_signer = signer.clone();
     say(&format!(
         "its key lives in OpenBao Transit (ed25519, not exportable); address {relayer_key}"
     ));
@@ -243,7 +244,7 @@ async fn story(stop: CancellationToken) -> anyhow::Result<()> {
     step("where to look");
     let metrics = api.text("/metrics").await?;
     say(&format!("metrics      {base}/metrics"));
-    for line in metrics.lines().filter(|l| {
+    for line in metrics.lines().filter(|l| !l.ends_with(" 0")).filter(|l| {
         l.starts_with("relayer_webhooks_total")
             || l.starts_with("relayer_actions_total")
             || l.starts_with("relayer_offers_settled{")
@@ -263,13 +264,28 @@ async fn story(stop: CancellationToken) -> anyhow::Result<()> {
     for (action, signature) in trail {
         say(&format!("    {action:<16} {signature}"));
     }
-    let events: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM tracking_events WHERE offer_id = $1::uuid")
-            .bind(&offer_id)
-            .fetch_one(&pool)
-            .await?;
+    let entries = api.get(&format!("/v1/audit/offers/{offer_id}")).await?;
+    let kinds: Vec<&str> = entries
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
     say(&format!(
-        "tracking events stored: {events}; attempts per job: table job_attempts"
+        "audit log    {base}/v1/audit/offers/{offer_id}: {} entries, hash-chained:",
+        kinds.len()
+    ));
+    say(&format!("    {}", kinds.join(" → ")));
+    let checkpoint = relayer::audit::checkpoint(&pool, &*checkpoint_signer)
+        .await?
+        .context("a checkpoint of the log")?;
+    say(&format!(
+        "checkpoint   {} entries, head {}…, signed by the relayer's OpenBao key",
+        checkpoint.tree_size,
+        &hex_prefix(&checkpoint.head_hash)
+    ));
+    say(&format!(
+        "verify it    relayer audit verify --url {base} --pubkey {relayer_key}"
     ));
     if std::io::stdin().is_terminal() {
         println!("\nThe relayer keeps running so you can look around; operator token for the API:");
@@ -284,6 +300,10 @@ async fn story(stop: CancellationToken) -> anyhow::Result<()> {
     stop.cancel();
     println!("\ndone.");
     Ok(())
+}
+
+fn hex_prefix(bytes: &[u8]) -> String {
+    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// The in-process chain's clock follows the wall clock, as a validator's does.

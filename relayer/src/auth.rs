@@ -5,7 +5,7 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::{error::ApiError, state::AppState};
+use crate::{error::ApiError, state::AppState, tls::Peer};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
@@ -21,6 +21,24 @@ impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let mtls = state
+            .config
+            .http
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_ca_file.is_some());
+        if mtls {
+            let certified = parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<Peer>>()
+                .is_some_and(|c| c.0.client_certified);
+            if !certified {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::UNAUTHORIZED,
+                    "client certificate required",
+                ));
+            }
+        }
         let token = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -32,9 +50,9 @@ impl FromRequestParts<AppState> for Operator {
         // No grace period: the library's default 60 s would accept a token a minute after it
         // expired. Token issuers and this server keep NTP time.
         validation.leeway = 0;
-        let http = &state.config.http;
-        std::iter::once(&http.jwt_secret)
-            .chain(http.jwt_previous.as_ref())
+        let secrets = state.secrets();
+        std::iter::once(&secrets.jwt)
+            .chain(secrets.jwt_previous.as_ref())
             .find_map(|secret| {
                 decode::<Claims>(
                     token,

@@ -12,6 +12,9 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ACCESS_JWT_SECRET_PREVIOUS", "the previous JWT secret, still accepted during rotation (optional)"),
     ("OPENCLAW_EXECUTE", "true to send transactions; default false: simulate and record only"),
     ("BIND_ADDR", "HTTP listen address (default 127.0.0.1:8080)"),
+    ("TLS_CERT_FILE", "serve HTTPS with this PEM certificate chain (with TLS_KEY_FILE); unset: plain HTTP behind a proxy"),
+    ("TLS_KEY_FILE", "the PEM private key of TLS_CERT_FILE"),
+    ("TLS_CLIENT_CA_FILE", "with TLS: the operator API requires a client certificate issued by this PEM CA (mTLS)"),
     ("TRUST_FORWARDED_FOR", "true when behind a proxy that sets X-Forwarded-For (default false)"),
     ("WEBHOOK_RATE_LIMIT_PER_MINUTE", "webhook requests per client IP per minute (default 600)"),
     ("WEBHOOK_MAX_BODY_BYTES", "largest webhook body accepted (default 65536)"),
@@ -41,6 +44,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("CLUSTER", "localnet, devnet, mainnet-beta or an RPC URL: workers act on-chain (simulating unless OPENCLAW_EXECUTE=true); unset: record only"),
     ("PRIORITY_FEE_MICRO_LAMPORTS", "priority fee per compute unit for the relayer's transactions (default 0)"),
     ("RECONCILE_INTERVAL_SECS", "how often the watchtower compares offers with the chain (default 30)"),
+    ("SECRETS_VAULT_KV", "read TRACKING_HMAC_SECRET, ACCESS_JWT_SECRET(_PREVIOUS) from this Vault/OpenBao KV v2 secret, <mount>/<path> (e.g. secret/openclaw/relayer), with VAULT_URL and VAULT_TOKEN(_FILE); re-read for rotation"),
+    ("SECRETS_REFRESH_SECS", "how often SECRETS_VAULT_KV is re-read (default 60)"),
     ("AUDIT_CHECKPOINT_SECS", "how often the signer signs the audit log's head (default 300)"),
     ("RUST_LOG", "log filter (default info); logs are JSON lines"),
 ];
@@ -81,6 +86,34 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The secrets requests are checked with; rotated without a restart when they come from Vault
+/// KV (see `secrets`).
+#[derive(Clone, Debug)]
+pub struct Secrets {
+    /// Every webhook secret accepted (several during a rotation).
+    pub tracking: Vec<Secret>,
+    pub jwt: Secret,
+    pub jwt_previous: Option<Secret>,
+}
+
+impl PartialEq for Secrets {
+    fn eq(&self, other: &Self) -> bool {
+        let same = |a: &Secret, b: &Secret| a.expose() == b.expose();
+        self.tracking.len() == other.tracking.len()
+            && self
+                .tracking
+                .iter()
+                .zip(&other.tracking)
+                .all(|(a, b)| same(a, b))
+            && same(&self.jwt, &other.jwt)
+            && match (&self.jwt_previous, &other.jwt_previous) {
+                (Some(a), Some(b)) => same(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct DatabaseConfig {
     pub url: String,
@@ -95,6 +128,8 @@ pub struct HttpConfig {
     pub actions_rate_per_minute: u32,
     /// Base URL for absolute links in Actions responses (icon); no trailing slash.
     pub public_url: Option<String>,
+    /// Terminate TLS here (and optionally require client certificates on the operator API).
+    pub tls: Option<crate::tls::TlsConfig>,
     pub tracking_secrets: Vec<Secret>,
     pub jwt_secret: Secret,
     pub jwt_previous: Option<Secret>,
@@ -190,6 +225,33 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(DatabaseConfig { url })
     }
 
+    fn tls(&self) -> Result<Option<crate::tls::TlsConfig>, ConfigError> {
+        let cert = self.optional("TLS_CERT_FILE");
+        let key = self.optional("TLS_KEY_FILE");
+        let client_ca = self.optional("TLS_CLIENT_CA_FILE");
+        match (cert, key) {
+            (Some(cert), Some(key)) => Ok(Some(crate::tls::TlsConfig {
+                cert_file: cert.into(),
+                key_file: key.into(),
+                client_ca_file: client_ca.map(Into::into),
+            })),
+            (None, None) if client_ca.is_none() => Ok(None),
+            (None, None) => Err(ConfigError {
+                var: "TLS_CLIENT_CA_FILE",
+                problem: "needs TLS_CERT_FILE and TLS_KEY_FILE: client certificates need TLS"
+                    .into(),
+            }),
+            (Some(_), None) => Err(ConfigError {
+                var: "TLS_KEY_FILE",
+                problem: "is not set, but TLS_CERT_FILE is".into(),
+            }),
+            (None, Some(_)) => Err(ConfigError {
+                var: "TLS_CERT_FILE",
+                problem: "is not set, but TLS_KEY_FILE is".into(),
+            }),
+        }
+    }
+
     fn public_url(&self) -> Result<Option<String>, ConfigError> {
         let Some(url) = self.optional("PUBLIC_URL") else {
             return Ok(None);
@@ -205,14 +267,14 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(Some(url.trim_end_matches('/').to_owned()))
     }
 
-    pub fn config(&self) -> Result<Config, ConfigError> {
-        let database = self.database()?;
-        let tracking_secrets = self
+    /// The webhook and operator-token secrets, checked (also when re-read from Vault KV).
+    pub fn secrets(&self) -> Result<Secrets, ConfigError> {
+        let tracking = self
             .required("TRACKING_HMAC_SECRET", "a random string of 32+ characters")?
             .split(',')
             .map(|s| parse_hmac_secret(s.trim()))
             .collect::<Result<Vec<_>, _>>()?;
-        let jwt_secret = parse_jwt_secret(
+        let jwt = parse_jwt_secret(
             "ACCESS_JWT_SECRET",
             self.required("ACCESS_JWT_SECRET", "a random string of 32+ characters")?,
         )?;
@@ -220,6 +282,20 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             .optional("ACCESS_JWT_SECRET_PREVIOUS")
             .map(|s| parse_jwt_secret("ACCESS_JWT_SECRET_PREVIOUS", s))
             .transpose()?;
+        Ok(Secrets {
+            tracking,
+            jwt,
+            jwt_previous,
+        })
+    }
+
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let database = self.database()?;
+        let Secrets {
+            tracking: tracking_secrets,
+            jwt: jwt_secret,
+            jwt_previous,
+        } = self.secrets()?;
         let http = HttpConfig {
             bind: self.parsed(
                 "BIND_ADDR",
@@ -243,6 +319,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 "a positive integer",
             )?,
             public_url: self.public_url()?,
+            tls: self.tls()?,
             tracking_secrets,
             jwt_secret,
             jwt_previous,

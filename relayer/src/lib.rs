@@ -12,10 +12,12 @@ pub mod metrics;
 pub mod queue;
 pub mod reconcile;
 pub mod routes;
+pub mod secrets;
 pub mod signer;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod tls;
 pub mod worker;
 
 /// The chain interface and its backends, in their own crate so the CLI shares them.

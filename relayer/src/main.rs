@@ -129,7 +129,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { role } => {
-            let config = env.config()?;
+            let kv = relayer::secrets::KvSource::from_env(&env)?;
+            let config = match &kv {
+                None => env.config()?,
+                Some(kv) => {
+                    // The KV secret's values stand in for their environment variables.
+                    let stored = kv.read().await?;
+                    relayer::config::Env(|name: &str| {
+                        stored
+                            .get(name)
+                            .cloned()
+                            .or_else(|| std::env::var(name).ok())
+                    })
+                    .config()?
+                }
+            };
             let app = match env.chain()? {
                 None => {
                     if config.execute {
@@ -184,6 +198,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .with_reconciler(chain, chain_settings.reconcile_interval)
                         .with_audit_checkpoints(checkpoint_signer, checkpoint_every)
                 }
+            };
+            let app = match kv {
+                Some(kv) => app.with_secret_refresh(kv),
+                None => app,
             };
             let shutdown = CancellationToken::new();
             tokio::spawn(startup::shutdown_on_signal(shutdown.clone()));

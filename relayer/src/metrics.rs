@@ -113,6 +113,7 @@ impl Metrics {
             Box::new(webhooks.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(database_up.clone()),
             Box::new(crate::signer::SIGNER_ERRORS.clone()),
+            Box::new(crate::secrets::REFRESHES.clone()),
             Box::new(actions.clone()),
             Box::new(job_runs.clone()),
             Box::new(job_retries.clone()),

@@ -14,6 +14,7 @@ use crate::{
     metrics::Metrics,
     routes,
     state::AppState,
+    tls::{Peer, TlsListener},
     worker::{self, JobHandler, Worker},
 };
 
@@ -59,6 +60,8 @@ pub struct Application {
     reconciler: Option<(Arc<dyn crate::chain::Chain>, std::time::Duration)>,
     /// Signs audit checkpoints next to the workers, when the relayer has a signer.
     checkpoints: Option<(Arc<dyn crate::signer::TxSigner>, std::time::Duration)>,
+    /// Where rotated secrets come from, when not from the environment.
+    secrets: Option<crate::secrets::KvSource>,
 }
 
 impl Application {
@@ -82,6 +85,7 @@ impl Application {
             role,
             reconciler: None,
             checkpoints: None,
+            secrets: None,
         })
     }
 
@@ -106,6 +110,12 @@ impl Application {
         interval: std::time::Duration,
     ) -> Self {
         self.checkpoints = Some((signer, interval));
+        self
+    }
+
+    /// Re-reads the secrets from Vault KV on `source.refresh`, for rotation without restart.
+    pub fn with_secret_refresh(mut self, source: crate::secrets::KvSource) -> Self {
+        self.secrets = Some(source);
         self
     }
 
@@ -140,6 +150,13 @@ impl Application {
                 self.state.pool.clone(),
                 signer,
                 interval,
+                shutdown.clone(),
+            ));
+        }
+        if let Some(source) = self.secrets {
+            tasks.spawn(crate::secrets::run_refresh(
+                source,
+                self.state.secrets.clone(),
                 shutdown.clone(),
             ));
         }
@@ -180,13 +197,23 @@ impl Application {
                     }
                 }
             });
-            tracing::info!(addr = %listener.local_addr()?, "listening");
-            let app =
-                router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+            let app = router(self.state.clone()).into_make_service_with_connect_info::<Peer>();
             let stop = shutdown.clone();
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await?;
+            match &self.state.config.http.tls {
+                None => {
+                    tracing::info!(addr = %listener.local_addr()?, "listening (HTTP)");
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
+                        .await?;
+                }
+                Some(tls) => {
+                    let acceptor = crate::tls::acceptor(tls)?;
+                    tracing::info!(addr = %listener.local_addr()?, client_certificates = tls.client_ca_file.is_some(), "listening (HTTPS)");
+                    axum::serve(TlsListener::new(listener, acceptor)?, app)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
+                        .await?;
+                }
+            }
         }
         shutdown.cancelled().await;
         while tasks.join_next().await.is_some() {}

@@ -1,10 +1,18 @@
-use std::{net::IpAddr, num::NonZeroU32, sync::Arc};
+use std::{
+    net::IpAddr,
+    num::NonZeroU32,
+    sync::{Arc, RwLock},
+};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use sqlx::PgPool;
 use tokio::sync::OnceCell;
 
-use crate::{chain::Chain, config::Config, metrics::Metrics};
+use crate::{
+    chain::Chain,
+    config::{Config, Secrets},
+    metrics::Metrics,
+};
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -18,6 +26,15 @@ pub struct AppState {
     pub chain: Option<Arc<dyn Chain>>,
     /// `solana:<genesis hash prefix>` of `chain`, read once (the `X-Blockchain-Ids` header).
     pub blockchain_id: Arc<OnceCell<String>>,
+    /// The webhook and operator-token secrets now in force (swapped on rotation).
+    pub secrets: Arc<RwLock<Secrets>>,
+}
+
+impl AppState {
+    /// A snapshot of the secrets in force.
+    pub fn secrets(&self) -> Secrets {
+        self.secrets.read().expect("secrets lock poisoned").clone()
+    }
 }
 
 fn limiter(per_minute: u32) -> Arc<DefaultKeyedRateLimiter<IpAddr>> {
@@ -27,8 +44,14 @@ fn limiter(per_minute: u32) -> Arc<DefaultKeyedRateLimiter<IpAddr>> {
 
 impl AppState {
     pub fn new(pool: PgPool, config: Config, metrics: Metrics) -> Self {
+        let secrets = Secrets {
+            tracking: config.http.tracking_secrets.clone(),
+            jwt: config.http.jwt_secret.clone(),
+            jwt_previous: config.http.jwt_previous.clone(),
+        };
         Self {
             pool,
+            secrets: Arc::new(RwLock::new(secrets)),
             webhook_limiter: limiter(config.http.webhook_rate_per_minute),
             actions_limiter: limiter(config.http.actions_rate_per_minute),
             config: Arc::new(config),

@@ -2,8 +2,6 @@
 //! `GET` (what it does), `POST {"account"}` (the unsigned transaction) and `OPTIONS` (CORS).
 //! These routes are public: they reveal an offer's parties and terms to whoever holds its id,
 //! and hand out only transactions that the asking wallet must still sign itself.
-use std::net::SocketAddr;
-
 use axum::{
     extract::{rejection::JsonRejection, ConnectInfo, Path, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
@@ -21,6 +19,7 @@ use crate::{
     actions::{self, ActionError, ActionKind},
     routes::{offers::Offer, webhooks::client_ip},
     state::AppState,
+    tls::Peer,
 };
 
 /// The spec version these responses follow.
@@ -177,12 +176,12 @@ struct ActionPost {
 
 async fn transaction(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     Path((kind, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Json<ActionPost>, JsonRejection>,
 ) -> Result<Json<Value>, Refusal> {
-    let ip = client_ip(&headers, peer, app.config.http.trust_forwarded_for);
+    let ip = client_ip(&headers, peer.addr, app.config.http.trust_forwarded_for);
     let result = async {
         if app.actions_limiter.check_key(&ip).is_err() {
             return Err(Refusal(

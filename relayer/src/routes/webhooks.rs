@@ -23,15 +23,16 @@ use crate::{
     error::{is_unavailable, ApiError},
     queue,
     state::AppState,
+    tls::Peer,
 };
 
 pub async fn tracking(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let ip = client_ip(&headers, peer, app.config.http.trust_forwarded_for);
+    let ip = client_ip(&headers, peer.addr, app.config.http.trust_forwarded_for);
     if app.webhook_limiter.check_key(&ip).is_err() {
         return refuse(
             &app,
@@ -62,7 +63,7 @@ pub async fn tracking(
     let verified = match signature::verify(
         &headers,
         &body,
-        &app.config.http.tracking_secrets,
+        &app.secrets().tracking,
         Utc::now().timestamp(),
     ) {
         Ok(v) => v,

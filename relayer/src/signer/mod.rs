@@ -98,6 +98,29 @@ pub enum SignerConfig {
 }
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// `VAULT_TOKEN`, or the contents of `VAULT_TOKEN_FILE` (which Vault Agent keeps fresh).
+    pub fn vault_token(&self) -> Result<Secret, ConfigError> {
+        let token = match (
+            self.optional("VAULT_TOKEN"),
+            self.optional("VAULT_TOKEN_FILE"),
+        ) {
+            (Some(token), _) => token,
+            (None, Some(path)) => std::fs::read_to_string(&path)
+                .map(|t| t.trim().to_owned())
+                .map_err(|e| ConfigError {
+                    var: "VAULT_TOKEN_FILE",
+                    problem: format!("cannot be read ({path}): {e}"),
+                })?,
+            (None, None) => {
+                return Err(ConfigError {
+                    var: "VAULT_TOKEN",
+                    problem: "is not set (or set VAULT_TOKEN_FILE)".into(),
+                })
+            }
+        };
+        Ok(Secret::new(token.into_bytes()))
+    }
+
     /// `SIGNER_MODE=vault` (Vault/OpenBao Transit, key `VAULT_KEY_ID`), `SIGNER_MODE=kms` with
     /// `KMS_PROVIDER=vault` (key `KMS_KEY_ID`), or `SIGNER_MODE=local` (`SIGNER_KEYPAIR_FILE`).
     pub fn signer(&self) -> Result<SignerConfig, ConfigError> {
@@ -140,24 +163,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             },
             other => return Err(ConfigError { var: "SIGNER_MODE", problem: format!("is {other:?}, expected vault, kms, pkcs11 or local") }),
         };
-        let token = match (
-            self.optional("VAULT_TOKEN"),
-            self.optional("VAULT_TOKEN_FILE"),
-        ) {
-            (Some(token), _) => token,
-            (None, Some(path)) => std::fs::read_to_string(&path)
-                .map(|t| t.trim().to_owned())
-                .map_err(|e| ConfigError {
-                    var: "VAULT_TOKEN_FILE",
-                    problem: format!("cannot be read ({path}): {e}"),
-                })?,
-            (None, None) => {
-                return Err(ConfigError {
-                    var: "VAULT_TOKEN",
-                    problem: "is not set (or set VAULT_TOKEN_FILE)".into(),
-                })
-            }
-        };
+        let token = self.vault_token()?;
         let version = match self.optional("VAULT_KEY_VERSION") {
             None => None,
             Some(v) => Some(
@@ -172,7 +178,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         };
         Ok(SignerConfig::Vault(vault::VaultConfig {
             url: self.required("VAULT_URL", "https://vault.internal:8200")?,
-            token: Secret::new(token.into_bytes()),
+            token,
             mount: self
                 .optional("VAULT_TRANSIT_MOUNT")
                 .unwrap_or_else(|| "transit".into()),

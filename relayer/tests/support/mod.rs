@@ -64,6 +64,7 @@ pub fn config(database_url: &str) -> Config {
             webhook_max_body: 64 * 1024,
             actions_rate_per_minute: 10_000,
             public_url: None,
+            tls: None,
             tracking_secrets: vec![
                 Secret::new(OLD_HMAC_SECRET.to_vec()),
                 Secret::new(HMAC_SECRET.to_vec()),
@@ -116,7 +117,7 @@ pub async fn spawn_with_chain(config: Config, chain: Arc<dyn relayer::chain::Cha
     start(app, database_url)
 }
 
-fn start(app: Application, database_url: String) -> TestApp {
+pub fn start(app: Application, database_url: String) -> TestApp {
     let addr = app
         .local_addr()
         .unwrap_or_else(|| "127.0.0.1:9".parse().unwrap());

@@ -1,0 +1,145 @@
+//! Secrets from OpenBao KV: read at start, rotated in KV, in force without a restart; a bad
+//! value in KV is refused and the secrets in force stay.
+mod support;
+
+use std::sync::Arc;
+
+use relayer::{
+    config::Env,
+    domain::signature::tracking_signature,
+    secrets::{KvSource, REFRESHES},
+    startup::{Application, Role},
+    worker::Simulate,
+};
+use serde_json::{json, Value};
+use support::{openbao::OpenBao, *};
+
+const A: &str = "tracking-secret-a-0123456789abcdef";
+const B: &str = "tracking-secret-b-0123456789abcdef";
+const J1: &str = "jwt-secret-one-0123456789abcdef0123456789";
+const J2: &str = "jwt-secret-two-0123456789abcdef0123456789";
+
+async fn put(bao: &OpenBao, data: Value) {
+    bao.api(
+        "POST",
+        "secret/data/openclaw/relayer",
+        json!({ "data": data }),
+    )
+    .await;
+}
+
+/// Posts a webhook signed with `secret`; returns the status.
+async fn webhook(app: &TestApp, secret: &str, id: &str) -> u16 {
+    let body = event(id, "1ZKV", "in_transit");
+    let sig = tracking_signature(secret.as_bytes(), body.as_bytes());
+    app.webhook_with(&body, &[("X-Tracking-Signature", sig)])
+        .await
+        .0
+}
+
+async fn operator(app: &TestApp, jwt_secret: &str) -> u16 {
+    app.http
+        .get(app.url("/v1/jobs"))
+        .bearer_auth(token(jwt_secret.as_bytes(), 600))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn secrets_rotate_from_kv_without_a_restart() {
+    let bao = OpenBao::start().await;
+    put(
+        &bao,
+        json!({ "TRACKING_HMAC_SECRET": A, "ACCESS_JWT_SECRET": J1 }),
+    )
+    .await;
+    let url = bao.url.clone();
+    let env = Env(move |name: &str| match name {
+        "SECRETS_VAULT_KV" => Some("secret/openclaw/relayer".to_owned()),
+        "VAULT_URL" => Some(url.clone()),
+        "VAULT_TOKEN" => Some(support::openbao::TOKEN.to_owned()),
+        "SECRETS_REFRESH_SECS" => Some("1".to_owned()),
+        _ => None,
+    });
+    let source = KvSource::from_env(&env).unwrap().expect("configured");
+    // What `relayer serve` does: the KV values stand in for the environment's.
+    let initial = source.secrets().await.unwrap();
+    let mut cfg = config(&fresh_database().await);
+    cfg.http.tracking_secrets = initial.tracking;
+    cfg.http.jwt_secret = initial.jwt;
+    cfg.http.jwt_previous = initial.jwt_previous;
+    let database_url = cfg.database.url.clone();
+    let app = Application::build(cfg, Role::Http, Arc::new(Simulate))
+        .await
+        .unwrap()
+        .with_secret_refresh(source);
+    let app = start(app, database_url);
+
+    assert_eq!(webhook(&app, A, "kv-1").await, 202);
+    assert_eq!(webhook(&app, B, "kv-2").await, 401);
+    assert_eq!(operator(&app, J1).await, 200);
+
+    // Rotation, step 1: both webhook secrets, the new JWT secret with the old as previous.
+    put(
+        &bao,
+        json!({ "TRACKING_HMAC_SECRET": format!("{B},{A}"),
+                      "ACCESS_JWT_SECRET": J2, "ACCESS_JWT_SECRET_PREVIOUS": J1 }),
+    )
+    .await;
+    eventually("the new webhook secret is in force", || async {
+        webhook(&app, B, &uuid::Uuid::new_v4().to_string()).await == 202
+    })
+    .await;
+    assert_eq!(
+        webhook(&app, A, "kv-3").await,
+        202,
+        "the old one still, mid-rotation"
+    );
+    assert_eq!(
+        (operator(&app, J2).await, operator(&app, J1).await),
+        (200, 200)
+    );
+
+    // Step 2: the old ones retired.
+    put(
+        &bao,
+        json!({ "TRACKING_HMAC_SECRET": B, "ACCESS_JWT_SECRET": J2 }),
+    )
+    .await;
+    eventually("the old webhook secret is refused", || async {
+        webhook(&app, A, &uuid::Uuid::new_v4().to_string()).await == 401
+    })
+    .await;
+    assert_eq!(
+        (operator(&app, J2).await, operator(&app, J1).await),
+        (200, 401)
+    );
+
+    // A value that fails the checks is refused; the secrets in force stay.
+    let failed = REFRESHES.with_label_values(&["failed"]);
+    let before = failed.get();
+    put(
+        &bao,
+        json!({ "TRACKING_HMAC_SECRET": "short", "ACCESS_JWT_SECRET": J2 }),
+    )
+    .await;
+    eventually("a refresh refused the bad value", || async {
+        failed.get() > before
+    })
+    .await;
+    assert_eq!(webhook(&app, B, "kv-4").await, 202);
+    assert_eq!(webhook(&app, "short", "kv-5").await, 401);
+    app.stop().await;
+}
+
+#[test]
+fn a_malformed_kv_location_fails_start_up_naming_the_variable() {
+    let env = Env(|name: &str| (name == "SECRETS_VAULT_KV").then(|| "just-a-mount".to_owned()));
+    let Err(err) = KvSource::from_env(&env) else {
+        panic!("accepted a location without a path");
+    };
+    assert_eq!(err.var, "SECRETS_VAULT_KV");
+}

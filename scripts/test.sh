@@ -6,6 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 . scripts/lib/services.sh
+OPENCLAW_CACHE_DIR=${OPENCLAW_CACHE:-$HOME/.cache/openclaw-escrow}
 
 echo "== Postgres (relayer tests create a database each, on TEST_DATABASE_URL)"
 export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
@@ -25,6 +26,12 @@ export SOLANA_TEST_VALIDATOR=${SOLANA_TEST_VALIDATOR:-$(scripts/localnet.sh inst
 
 echo "== building the program (sBPF) and its IDL"
 scripts/build-program.sh
+
+echo "== supply chain: licenses, banned crates and sources (cargo deny; deny.toml)"
+deny=$OPENCLAW_CACHE_DIR/cargo-deny/bin/cargo-deny
+[ -x "$deny" ] || cargo install cargo-deny --version 0.20.2 --locked --quiet --root "$OPENCLAW_CACHE_DIR/cargo-deny" \
+  --target-dir "$OPENCLAW_CACHE_DIR/cargo-deny-build"
+"$deny" --log-level error check licenses bans sources
 
 echo "== deployment and operations files (alerts, compose, Caddy, systemd, shellcheck, deploy, backup)"
 scripts/ops-check.sh

@@ -21,8 +21,9 @@ CREATE TABLE audit_checkpoints (
     signature  bytea NOT NULL CHECK (length(signature) = 64)
 );
 
--- The relayer's database role can only add rows. (A superuser can still disable triggers:
--- that is what the hash chain and the signed checkpoints are for.)
+-- No role can change or remove rows while these triggers stand. The table's owner or a
+-- superuser can drop or disable them: run the relayer as a role that owns nothing (SECURITY.md),
+-- and rely on the hash chain and the signed checkpoints to expose what such a role did.
 CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP

@@ -80,6 +80,15 @@ struct OfferKeys {
     seller: Pubkey,
     mint: Pubkey,
     amount: u64,
+    /// The policy registered with the offer, when it was (see `DealTermsBody`).
+    terms: Option<Terms>,
+}
+
+struct Terms {
+    approvers: Vec<Pubkey>,
+    threshold: u8,
+    timelock_secs: u32,
+    refund_after: i64,
 }
 
 impl JobHandler for ChainExecutor {
@@ -118,17 +127,43 @@ impl ChainExecutor {
     }
 
     async fn offer(&self, id: Uuid) -> Result<OfferKeys, JobError> {
-        let row: (String, String, String, String, i64) =
-            sqlx::query_as("SELECT escrow, buyer, seller, mint, amount FROM offers WHERE id = $1")
-                .bind(id)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db)?;
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            i64,
+            Option<Vec<String>>,
+            Option<i16>,
+            Option<i32>,
+            Option<i64>,
+        );
+        let row: Row = sqlx::query_as(
+            "SELECT escrow, buyer, seller, mint, amount, approvers, threshold, timelock_secs,
+                    refund_after
+             FROM offers WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
         let key = |s: &str| {
             Pubkey::from_str(s)
                 .map_err(|_| JobError::Permanent(format!("offer {id}: bad address {s}")))
         };
+        let terms = match (row.5, row.6, row.7, row.8) {
+            (Some(approvers), Some(threshold), Some(timelock), Some(refund_after)) => Some(Terms {
+                approvers: approvers.iter().map(|a| key(a)).collect::<Result<_, _>>()?,
+                threshold: u8::try_from(threshold)
+                    .map_err(|_| JobError::Permanent("bad threshold".into()))?,
+                timelock_secs: u32::try_from(timelock)
+                    .map_err(|_| JobError::Permanent("bad timelock".into()))?,
+                refund_after,
+            }),
+            _ => None,
+        };
         Ok(OfferKeys {
+            terms,
             id,
             escrow: key(&row.0)?,
             buyer: key(&row.1)?,
@@ -655,13 +690,43 @@ enum Landed {
     NotYet,
 }
 
-/// The offer and the escrow must describe the same deal.
+/// The offer and the escrow must describe the same deal, under a policy where the relayer's
+/// approval alone cannot move the money; with registered terms, exactly that policy.
 fn check_matches(state: &Escrow, offer: &OfferKeys) -> Result<(), JobError> {
+    if state.threshold < 2 {
+        return Err(JobError::Permanent(format!(
+            "escrow {} needs only {} approval: the relayer's alone would move the funds, so it \
+             does not approve escrows with a threshold below 2",
+            offer.escrow, state.threshold
+        )));
+    }
+    let terms = offer.terms.as_ref();
     let mismatch = [
         ("mint", state.mint != offer.mint),
         ("buyer", state.buyer != offer.buyer),
         ("seller", state.seller != offer.seller),
         ("amount", state.amount != offer.amount),
+        (
+            "approvers",
+            terms.is_some_and(|t| state.approvers() != t.approvers.as_slice()),
+        ),
+        (
+            "threshold",
+            terms.is_some_and(|t| state.threshold != t.threshold),
+        ),
+        (
+            "timelock",
+            terms.is_some_and(|t| state.timelock_secs != t.timelock_secs),
+        ),
+        // A dispute moves the deadline later on-chain, never earlier.
+        (
+            "refund deadline",
+            terms.is_some_and(|t| state.refund_after < t.refund_after),
+        ),
+        (
+            "deal_ref",
+            terms.is_some() && state.deal_ref != crate::domain::offer::deal_ref(offer.id),
+        ),
     ]
     .into_iter()
     .filter(|(_, differs)| *differs)

@@ -89,10 +89,14 @@ impl KvSource {
         Ok(data)
     }
 
-    /// The secrets held in KV, checked like their environment variables.
+    /// The secrets held in KV, checked like their environment variables; a name missing from
+    /// KV falls back to the environment, as at start-up.
     pub async fn secrets(&self) -> anyhow::Result<Secrets> {
         let data = self.read().await?;
-        Ok(Env(|name: &str| data.get(name).cloned()).secrets()?)
+        Ok(
+            Env(|name: &str| data.get(name).cloned().or_else(|| std::env::var(name).ok()))
+                .secrets()?,
+        )
     }
 }
 

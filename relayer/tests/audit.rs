@@ -409,6 +409,37 @@ async fn each_kind_of_tampering_is_caught() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn the_signer_refuses_to_checkpoint_a_rewritten_log() {
+    let bao = OpenBao::start().await;
+    let (app, key, _) = history(&bao).await;
+    // Behind the triggers' back: the signed head (entry 8) altered, then new activity.
+    sqlx::query("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET hash = sha256(hash) WHERE seq = 8")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.webhook(&event("a-9", "1ZAUDIT", "returned")).await.0,
+        200
+    );
+    let err = audit::checkpoint(&app.pool, &*key).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no longer extends the checkpoint at size 8"),
+        "{err}"
+    );
+    assert_eq!(
+        app.count("audit_checkpoints").await,
+        1,
+        "nothing new signed"
+    );
+    app.stop().await;
+}
+
 fn c_signer_is(records: &mut [Record], key: &Pubkey) {
     checkpoint(records).signer = key.to_string();
 }

@@ -41,6 +41,11 @@ struct Story {
 
 /// A funded escrow whose approvers include the relayer's OpenBao key, on an embedded chain.
 async fn story() -> Story {
+    story_with(|_| {}).await
+}
+
+/// The same, with the escrow's creation arguments adjusted first.
+async fn story_with(adjust: impl FnOnce(&mut escrow::CreateArgs)) -> Story {
     let bao = OpenBao::start().await;
     bao.create_key("relayer", json!({ "type": "ed25519" }))
         .await;
@@ -54,6 +59,7 @@ async fn story() -> Story {
     let relayer = kms.pubkey();
     let mut world = World::new();
     world.args.approvers[3] = relayer;
+    adjust(&mut world.args);
     world.fund();
     world.svm.svm.airdrop(&relayer, 10_000_000_000).unwrap();
     let chain = EmbeddedChain::from_svm(std::mem::take(&mut world.svm.svm));
@@ -630,5 +636,55 @@ async fn the_watchtower_reads_how_an_escrow_settled_when_someone_else_cranked_it
         Some("released"),
         "read from the escrow's Released event"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_escrow_the_relayer_alone_could_release_is_refused() {
+    let s = story_with(|args| args.threshold = 1).await;
+    let app = s.app().await;
+    s.register(&app).await;
+    app.webhook(&event("t1-1", "1ZE2E", "delivered")).await;
+    wait_for_job(&app, "approve_release", "dead").await;
+    let error = last_error(&app.pool, "approve_release").await.unwrap();
+    assert!(error.contains("threshold below 2"), "{error}");
+    assert_eq!(s.signer.signed.load(Ordering::SeqCst), 0, "nothing signed");
+    assert_eq!(s.escrow().unwrap().release_approvals, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_escrow_whose_policy_differs_from_the_registered_terms_is_refused() {
+    let s = story().await;
+    let app = s.app().await;
+    let w = &s.world;
+    // Registered: a one-day dispute window; the escrow on-chain has one hour.
+    let body = json!({
+        "buyer": w.buyer.pubkey().to_string(), "seller": w.seller.pubkey().to_string(),
+        "mint": w.mint.to_string(), "amount": AMOUNT, "tracking_number": "1ZE2E", "carrier": "ups",
+        "terms": {
+            "id": w.args.id,
+            "approvers": w.args.approvers.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "threshold": w.args.threshold, "timelock_secs": 86_400,
+            "refund_after": w.args.refund_after.max(chrono::Utc::now().timestamp() + 3_600),
+        },
+    });
+    let resp = app
+        .http
+        .post(app.url("/v1/offers"))
+        .bearer_auth(app.token())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    app.webhook(&event("terms-1", "1ZE2E", "delivered")).await;
+    wait_for_job(&app, "approve_release", "dead").await;
+    let error = last_error(&app.pool, "approve_release").await.unwrap();
+    assert!(
+        error.contains("does not match its offer (") && error.contains("timelock"),
+        "{error}"
+    );
+    assert_eq!(s.signer.signed.load(Ordering::SeqCst), 0);
     app.stop().await;
 }

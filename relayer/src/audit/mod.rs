@@ -210,11 +210,27 @@ pub async fn checkpoint(
     let Some((tree_size, head_hash)) = head else {
         return Ok(None);
     };
-    let signed: Option<i64> = sqlx::query_scalar("SELECT max(tree_size) FROM audit_checkpoints")
-        .fetch_one(pool)
-        .await?;
-    if signed.is_some_and(|s| s >= tree_size) {
-        return Ok(None);
+    let last: Option<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT tree_size, head_hash FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    if let Some((signed_size, signed_head)) = &last {
+        if *signed_size >= tree_size {
+            return Ok(None);
+        }
+        // Sign only a log that extends what was signed before: a rewritten history must not
+        // get a fresh signature.
+        let hash: Option<Vec<u8>> = sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1")
+            .bind(signed_size)
+            .fetch_optional(pool)
+            .await?;
+        if hash.as_ref() != Some(signed_head) {
+            anyhow::bail!(
+                "the audit log no longer extends the checkpoint at size {signed_size}: it was \
+                 rewritten; not signing (run relayer audit verify and investigate)"
+            );
+        }
     }
     let signed_at = Utc::now().trunc_subsecs(6);
     let signature = signer

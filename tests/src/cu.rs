@@ -3,67 +3,139 @@
 use escrow::Outcome;
 use solana_signer::Signer;
 
+use anchor_lang::{
+    prelude::Pubkey,
+    solana_program::{instruction::Instruction, program_pack::Pack},
+};
+
 use crate::fixtures::{Who, World, TIMELOCK};
+
+/// Sends `ixs` as the harness does and returns (compute units, transaction bytes).
+fn run(
+    svm: &mut crate::Svm,
+    ixs: &[Instruction],
+    signers: &[&solana_keypair::Keypair],
+) -> (u64, usize) {
+    let bytes = tx_bytes(ixs, &svm.payer.pubkey());
+    (svm.ok(ixs, signers), bytes)
+}
 
 pub struct Measurement {
     pub instruction: &'static str,
     pub compute_units: u64,
     /// What the budget test allows: just above today's figure.
     pub budget: u64,
+    /// The signed transaction's wire size (the limit is 1,232 bytes).
+    pub tx_bytes: usize,
+}
+
+/// Wire size of a legacy transaction of `ixs` paid by `payer`: the message plus a compact
+/// signature count and 64 bytes per required signature.
+pub fn tx_bytes(ixs: &[Instruction], payer: &Pubkey) -> usize {
+    let message = solana_message::Message::new(ixs, Some(payer));
+    let signatures = usize::from(message.header.num_required_signatures);
+    message.serialize().len() + 1 + 64 * signatures
+}
+
+/// What one escrow holds in rent while open: its state account and its token vault (SPL
+/// Token), both returned to the buyer when the escrow closes.
+pub struct Rent {
+    pub escrow_bytes: usize,
+    pub escrow_lamports: u64,
+    pub vault_bytes: usize,
+    pub vault_lamports: u64,
+}
+
+pub fn rent() -> Rent {
+    let svm = crate::Svm::new();
+    let vault_bytes = anchor_spl::token::spl_token::state::Account::LEN;
+    Rent {
+        escrow_bytes: escrow::Escrow::SPACE,
+        escrow_lamports: svm
+            .svm
+            .minimum_balance_for_rent_exemption(escrow::Escrow::SPACE),
+        vault_bytes,
+        vault_lamports: svm.svm.minimum_balance_for_rent_exemption(vault_bytes),
+    }
 }
 
 /// Runs each instruction once in a fresh deal and records its compute units.
 pub fn measure() -> Vec<Measurement> {
     let mut out = Vec::new();
-    let mut record = |instruction, compute_units, budget| {
+    let mut record = |instruction, (compute_units, tx_bytes), budget| {
         out.push(Measurement {
             instruction,
             compute_units,
             budget,
+            tx_bytes,
         })
     };
 
     let mut w = World::new();
     let ix = w.create_ix();
-    record("create", w.svm.ok(&[ix], &[&w.buyer]), budgets::CREATE);
+    record(
+        "create",
+        run(&mut w.svm, &[ix], &[&w.buyer]),
+        budgets::CREATE,
+    );
     let ix = w.deal.deposit(&w.buyer_token);
-    record("deposit", w.svm.ok(&[ix], &[&w.buyer]), budgets::DEPOSIT);
+    record(
+        "deposit",
+        run(&mut w.svm, &[ix], &[&w.buyer]),
+        budgets::DEPOSIT,
+    );
     let ix = w.deal.approve(&w.relayer.pubkey(), Outcome::Release);
-    record("approve", w.svm.ok(&[ix], &[&w.relayer]), budgets::APPROVE);
+    record(
+        "approve",
+        run(&mut w.svm, &[ix], &[&w.relayer]),
+        budgets::APPROVE,
+    );
     let ix = w.deal.revoke(&w.relayer.pubkey(), Outcome::Release);
-    record("revoke", w.svm.ok(&[ix], &[&w.relayer]), budgets::REVOKE);
+    record(
+        "revoke",
+        run(&mut w.svm, &[ix], &[&w.relayer]),
+        budgets::REVOKE,
+    );
     w.approve(Who::Relayer, Outcome::Release).expect("approve");
     let ix = w.deal.approve(&w.seller.pubkey(), Outcome::Release);
     record(
         "approve (schedules)",
-        w.svm.ok(&[ix], &[&w.seller]),
+        run(&mut w.svm, &[ix], &[&w.seller]),
         budgets::APPROVE_SCHEDULES,
     );
     let ix = w.deal.dispute(&w.buyer.pubkey());
-    record("dispute", w.svm.ok(&[ix], &[&w.buyer]), budgets::DISPUTE);
+    record(
+        "dispute",
+        run(&mut w.svm, &[ix], &[&w.buyer]),
+        budgets::DISPUTE,
+    );
     w.schedule(Outcome::Release);
     w.svm.advance(i64::from(TIMELOCK));
     let ix = w.deal.release(&w.seller_token);
-    record("release", w.svm.ok(&[ix], &[]), budgets::RELEASE);
+    record("release", run(&mut w.svm, &[ix], &[]), budgets::RELEASE);
 
     let mut w = World::new();
     let ixs = [w.create_ix(), w.deal.deposit(&w.buyer_token)];
     record(
         "create + deposit (one tx)",
-        w.svm.ok(&ixs, &[&w.buyer]),
+        run(&mut w.svm, &ixs, &[&w.buyer]),
         budgets::CREATE_DEPOSIT,
     );
     let ix = w.deal.refund(&w.seller.pubkey(), &w.buyer_token);
     record(
         "refund (seller waives)",
-        w.svm.ok(&[ix], &[&w.seller]),
+        run(&mut w.svm, &[ix], &[&w.seller]),
         budgets::REFUND,
     );
 
     let mut w = World::new();
     w.create().expect("create");
     let ix = w.deal.cancel(&w.buyer_token);
-    record("cancel", w.svm.ok(&[ix], &[&w.buyer]), budgets::CANCEL);
+    record(
+        "cancel",
+        run(&mut w.svm, &[ix], &[&w.buyer]),
+        budgets::CANCEL,
+    );
     out
 }
 
@@ -83,16 +155,30 @@ pub mod budgets {
 }
 
 /// The table the README carries.
-pub fn markdown(measurements: &[Measurement], so_bytes: u64) -> String {
-    let mut s = String::from("| instruction | compute units | budget |\n|---|---:|---:|\n");
+pub fn markdown(measurements: &[Measurement], so_bytes: u64, rent: &Rent) -> String {
+    let mut s = String::from(
+        "| instruction | compute units | budget | transaction bytes |\n|---|---:|---:|---:|\n",
+    );
     for m in measurements {
         s += &format!(
-            "| {} | {} | {} |\n",
+            "| {} | {} | {} | {} |\n",
             m.instruction,
             thousands(m.compute_units),
-            thousands(m.budget)
+            thousands(m.budget),
+            thousands(m.tx_bytes as u64)
         );
     }
+    let total = rent.escrow_lamports + rent.vault_lamports;
+    s += &format!(
+        "\nRent per open escrow: escrow account {} bytes, {} lamports; vault {} bytes, {} lamports; \
+         {} lamports ({:.5} SOL) in all, returned to the buyer when it closes.\n",
+        rent.escrow_bytes,
+        thousands(rent.escrow_lamports),
+        rent.vault_bytes,
+        thousands(rent.vault_lamports),
+        thousands(total),
+        total as f64 / 1e9
+    );
     s += &format!("\n`escrow.so`: {} bytes\n", thousands(so_bytes));
     s
 }

@@ -349,6 +349,52 @@ mod tests {
         assert_eq!(err(body(None, None)), OfferError::NoEscrow);
     }
 
+    use proptest::prelude::*;
+
+    fn any_event() -> impl Strategy<Value = TrackingStatus> {
+        prop_oneof![
+            Just(TrackingStatus::InTransit),
+            Just(TrackingStatus::OutForDelivery),
+            Just(TrackingStatus::Exception),
+            Just(TrackingStatus::Delivered),
+            Just(TrackingStatus::Returned),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the carrier sends, in whatever order: once final, an offer stays as it is,
+        /// it asks for at most one job, and that job agrees with where the shipment ended.
+        #[test]
+        fn every_sequence_ends_in_one_consistent_outcome(
+            events in proptest::collection::vec(any_event(), 0..24)
+        ) {
+            let mut status = OfferStatus::AwaitingShipment;
+            let mut jobs = Vec::new();
+            let mut final_at = None;
+            for (i, event) in events.iter().enumerate() {
+                if let Some((next, job)) = status.apply(*event) {
+                    prop_assert!(final_at.is_none(), "a final status moved at event {i}");
+                    status = next;
+                    jobs.extend(job);
+                    if status.is_final() {
+                        final_at = Some(i);
+                    }
+                }
+            }
+            prop_assert!(jobs.len() <= 1, "two jobs: {jobs:?}");
+            let expected = match status {
+                OfferStatus::Delivered => Some(JobAction::ApproveRelease),
+                OfferStatus::Returned => Some(JobAction::ApproveRefund),
+                _ => None,
+            };
+            prop_assert_eq!(jobs.first().copied(), expected);
+            let first_final = events
+                .iter()
+                .position(|e| matches!(e, TrackingStatus::Delivered | TrackingStatus::Returned));
+            prop_assert_eq!(final_at, first_final, "the first final event decides");
+        }
+    }
+
     #[test]
     fn final_statuses_absorb_everything() {
         for event in [

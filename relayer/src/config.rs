@@ -48,6 +48,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("SECRETS_REFRESH_SECS", "how often SECRETS_VAULT_KV is re-read (default 60)"),
     ("AUDIT_CHECKPOINT_SECS", "how often the signer signs the audit log's head (default 300)"),
     ("RUST_LOG", "log filter (default info); logs are JSON lines"),
+    ("RELAYER_FAILPOINT", "TESTS ONLY, never in production: abort the process (like kill -9) at the named step (after_event_commit, after_claim, after_sign, after_send, before_confirm); inert when unset"),
 ];
 
 pub fn env_help() -> String {

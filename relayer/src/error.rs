@@ -46,10 +46,15 @@ impl From<sqlx::Error> for ApiError {
 
 /// Errors that mean "Postgres is not reachable right now" rather than "this request is wrong".
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-    )
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        // The server ended the session: shutting down or restarting (57P01 admin_shutdown,
+        // 57P02 crash_shutdown, 57P03 cannot_connect_now), or the connection failed (class 08).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")),
+        _ => false,
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -432,17 +432,20 @@ impl ChainExecutor {
         .map_err(db)?;
         db_tx.commit().await.map_err(db)?;
         tracing::info!(%signature, action = action.as_str(), escrow = %offer.escrow, "transaction signed and recorded; sending");
+        crate::failpoint::hit("after_sign");
 
         if let Err(e) = self.chain.send(&tx).await {
             return Err(JobError::Retry(format!(
                 "sending {signature} failed ({e}); the next attempt looks it up first"
             )));
         }
+        crate::failpoint::hit("after_send");
         match self
             .wait_for(&signature, blockhash.last_valid_block_height)
             .await?
         {
             Landed::Ok => {
+                crate::failpoint::hit("before_confirm");
                 self.mark(&signature.to_string(), "confirmed", None).await?;
                 let note = self.after_landing(offer, action).await?;
                 Ok(format!("{} landed in {signature}; {note}", action.as_str()))

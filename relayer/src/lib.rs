@@ -8,6 +8,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod executor;
+pub mod failpoint;
 pub mod metrics;
 pub mod queue;
 pub mod reconcile;

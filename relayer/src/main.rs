@@ -129,6 +129,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { role } => {
+            if let Some(step) = relayer::failpoint::armed() {
+                tracing::warn!(
+                    step,
+                    "RELAYER_FAILPOINT is set: this process aborts at that step (fault-injection tests only)"
+                );
+            }
             let kv = relayer::secrets::KvSource::from_env(&env)?;
             let config = match &kv {
                 None => env.config()?,

@@ -68,7 +68,9 @@ pub async fn enqueue(
 
 /// Queues a crank for `run_at` (its eta). An existing crank for the offer that is not running
 /// is re-armed when the eta changed: a crank that found nothing to do after a dispute must run
-/// again when the outcome is scheduled anew.
+/// again when the outcome is scheduled anew. A pending crank is only moved later: one deferred
+/// because the chain's clock lags the wall clock keeps its deferral instead of being re-armed
+/// to an eta that has passed here but not there.
 pub async fn enqueue_crank(
     conn: &mut PgConnection,
     offer_id: Uuid,
@@ -80,7 +82,8 @@ pub async fn enqueue_crank(
         "INSERT INTO jobs (offer_id, action, max_attempts, run_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (offer_id, action) DO UPDATE
              SET state = 'pending', run_at = EXCLUDED.run_at, attempts = 0, updated_at = now()
-             WHERE jobs.state <> 'running' AND jobs.run_at <> EXCLUDED.run_at",
+             WHERE jobs.state <> 'running' AND jobs.run_at <> EXCLUDED.run_at
+               AND (jobs.state <> 'pending' OR EXCLUDED.run_at > jobs.run_at)",
     )
     .bind(offer_id)
     .bind(action.as_str())

@@ -73,6 +73,7 @@ impl Worker {
         while !shutdown.is_cancelled() {
             match queue::claim(&self.pool, &self.name, self.config.lease).await {
                 Ok(Some(job)) => {
+                    crate::failpoint::hit("after_claim");
                     let span = tracing::info_span!("job", id = job.id, action = %job.action, attempt = job.attempts);
                     self.execute(job, &shutdown).instrument(span).await
                 }

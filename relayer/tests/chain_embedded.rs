@@ -5,149 +5,23 @@ mod support;
 
 use std::{
     sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, Ordering},
         Arc,
     },
     time::Duration,
 };
 
-use anchor_lang::{prelude::Pubkey, solana_program::instruction::Instruction};
+use anchor_lang::prelude::Pubkey;
 use escrow::Outcome;
-use escrow_tests::fixtures::{World, AMOUNT};
-use relayer::{
-    chain::{embedded::EmbeddedChain, Chain},
-    executor::{ChainExecutor, ExecutorConfig},
-    reconcile,
-    signer::{self, SignerConfig, TxSigner},
-    startup::Role,
-};
+use escrow_tests::fixtures::AMOUNT;
+use relayer::{reconcile, signer::TxSigner, startup::Role};
 use serde_json::json;
-use solana_keypair::Keypair;
 use solana_signer::Signer;
-use solana_transaction::Transaction;
 use support::{
-    doubles::{Counting, Hanging},
-    openbao::OpenBao,
+    doubles::Hanging,
+    embedded::{story, story_with, Story},
     *,
 };
-
-struct Story {
-    world: World,
-    chain: EmbeddedChain,
-    signer: Arc<Counting>,
-    _bao: OpenBao,
-    database_url: String,
-}
-
-/// A funded escrow whose approvers include the relayer's OpenBao key, on an embedded chain.
-async fn story() -> Story {
-    story_with(|_| {}).await
-}
-
-/// The same, with the escrow's creation arguments adjusted first.
-async fn story_with(adjust: impl FnOnce(&mut escrow::CreateArgs)) -> Story {
-    let bao = OpenBao::start().await;
-    bao.create_key("relayer", json!({ "type": "ed25519" }))
-        .await;
-    let kms = signer::connect(
-        &SignerConfig::Vault(bao.config("relayer", None)),
-        None,
-        true,
-    )
-    .await
-    .unwrap();
-    let relayer = kms.pubkey();
-    let mut world = World::new();
-    world.args.approvers[3] = relayer;
-    adjust(&mut world.args);
-    world.fund();
-    world.svm.svm.airdrop(&relayer, 10_000_000_000).unwrap();
-    let chain = EmbeddedChain::from_svm(std::mem::take(&mut world.svm.svm));
-    Story {
-        world,
-        chain,
-        signer: Arc::new(Counting {
-            inner: kms,
-            signed: AtomicUsize::new(0),
-        }),
-        _bao: bao,
-        database_url: fresh_database().await,
-    }
-}
-
-impl Story {
-    fn executor(&self, chain: Arc<dyn Chain>) -> Arc<ChainExecutor> {
-        Arc::new(ChainExecutor {
-            pool: relayer::db::pool(&self.database_url).unwrap(),
-            chain,
-            signer: self.signer.clone(),
-            config: ExecutorConfig {
-                execute: true,
-                confirm_window: Duration::from_secs(5),
-                poll: Duration::from_millis(20),
-                max_attempts: 5,
-                priority_fee_micro_lamports: 0,
-            },
-        })
-    }
-
-    /// The relayer, executing on this story's chain.
-    async fn app(&self) -> TestApp {
-        spawn(
-            config(&self.database_url),
-            Role::All,
-            self.executor(Arc::new(self.chain.clone())),
-        )
-        .await
-    }
-
-    async fn register(&self, app: &TestApp) -> uuid::Uuid {
-        let w = &self.world;
-        let body = json!({
-            "escrow": w.deal.escrow.to_string(), "buyer": w.buyer.pubkey().to_string(),
-            "seller": w.seller.pubkey().to_string(), "mint": w.mint.to_string(),
-            "amount": AMOUNT, "tracking_number": "1ZE2E", "carrier": "ups",
-        });
-        let resp = app
-            .http
-            .post(app.url("/v1/offers"))
-            .bearer_auth(app.token())
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 201);
-        resp.json::<serde_json::Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap()
-    }
-
-    /// A party signs with its own wallet, outside the relayer.
-    fn party_sends(&self, ix: Instruction, signer: &Keypair) {
-        let blockhash = {
-            let mut svm = self.chain.svm();
-            svm.expire_blockhash();
-            svm.latest_blockhash()
-        };
-        let message = solana_message::Message::new(&[ix], Some(&signer.pubkey()));
-        let tx = Transaction::new(&[signer], message, blockhash);
-        self.chain.submit(&tx).expect("party's transaction");
-    }
-
-    fn escrow(&self) -> Option<escrow::Escrow> {
-        let account = self.chain.svm().get_account(&self.world.deal.escrow)?;
-        anchor_lang::AccountDeserialize::try_deserialize(&mut account.data.as_slice()).ok()
-    }
-
-    /// A token account's balance; 0 when it does not exist (yet).
-    fn token_balance(&self, account: &Pubkey) -> u64 {
-        self.chain.svm().get_account(account).map_or(0, |a| {
-            u64::from_le_bytes(a.data[64..72].try_into().unwrap())
-        })
-    }
-}
 
 /// Waits until the offer's `action` job reaches `state`.
 async fn wait_for_job(app: &TestApp, action: &str, state: &str) {
@@ -482,7 +356,10 @@ async fn openbao_down_means_retries_then_success() {
     let s = story().await;
     let app = s.app().await;
     s.register(&app).await;
-    let pid = s._bao.child.id().to_string();
+    // Process-wide (other tests in this binary sign too): it only has to move.
+    let signer_down = "relayer_signer_errors_total{kind=\"unavailable\"}";
+    let before = app.metric(signer_down).await;
+    let pid = s.bao.child.id().to_string();
     // Frozen, not gone: requests hang until the signer's timeout.
     std::process::Command::new("kill")
         .args(["-STOP", &pid])
@@ -499,6 +376,10 @@ async fn openbao_down_means_retries_then_success() {
     })
     .await;
     assert!(app.metric("relayer_job_retries_total").await >= 1.0);
+    assert!(
+        app.metric(signer_down).await > before,
+        "the signer alert's metric moved"
+    );
     std::process::Command::new("kill")
         .args(["-CONT", &pid])
         .status()

@@ -6,7 +6,7 @@
 mod support;
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
@@ -14,112 +14,21 @@ use std::{
     time::Duration,
 };
 
-use anchor_lang::{prelude::Pubkey, solana_program::instruction::Instruction, AccountDeserialize};
-use escrow::{client, client::Deal, CreateArgs, Escrow, Outcome};
+use anchor_lang::prelude::Pubkey;
+use escrow::Outcome;
 use relayer::{
-    chain::{rpc::RpcChain, Chain},
+    chain::Chain,
     executor::{ChainExecutor, ExecutorConfig},
     reconcile,
-    signer::{self, SignerConfig, TxSigner},
     startup::Role,
 };
 use serde_json::json;
-use solana_commitment_config::CommitmentConfig;
-use solana_keypair::Keypair;
-use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use solana_signer::Signer;
-use solana_transaction::Transaction;
 use support::{
     doubles::{Counting, Hanging},
-    openbao::OpenBao,
+    node::{ata, free_port, Node, NodeDeal, AMOUNT, TOKEN},
     *,
 };
-
-const TOKEN: Pubkey = anchor_spl::token::ID;
-const AMOUNT: u64 = 1_000_000;
-
-/// A throwaway validator; stopped on drop.
-struct Validator {
-    child: Child,
-    url: String,
-    ledger: std::path::PathBuf,
-}
-
-impl Drop for Validator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.ledger);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_validator() -> Validator {
-    let bin =
-        std::env::var("SOLANA_TEST_VALIDATOR").unwrap_or_else(|_| "solana-test-validator".into());
-    let so = escrow_tests::program_path();
-    let ledger = std::env::temp_dir().join(format!("ledger-{}", uuid::Uuid::new_v4()));
-    let (rpc, faucet, gossip) = (free_port(), free_port(), free_port());
-    let base = 30_000 + (rpc % 20_000);
-    let child = Command::new(&bin)
-        .args(["--reset", "--quiet", "--bind-address", "127.0.0.1"])
-        .arg("--ledger")
-        .arg(&ledger)
-        .args([
-            "--rpc-port",
-            &rpc.to_string(),
-            "--faucet-port",
-            &faucet.to_string(),
-            "--gossip-port",
-            &gossip.to_string(),
-        ])
-        .args(["--dynamic-port-range", &format!("{base}-{}", base + 30)])
-        .args(["--bpf-program", &escrow::ID.to_string()])
-        .arg(&so)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run {bin} ({e}): scripts/test.sh installs it; or set SOLANA_TEST_VALIDATOR"
-            )
-        });
-    let validator = Validator {
-        child,
-        url: format!("http://127.0.0.1:{rpc}"),
-        ledger,
-    };
-    let client = RpcClient::new(validator.url.clone());
-    eventually("validator healthy", || async {
-        client.get_health().await.is_ok()
-    })
-    .await;
-    validator
-}
-
-/// The node, its RPC clients, and the OpenBao key the relayer signs with.
-struct Node {
-    validator: Validator,
-    rpc: RpcClient,
-    chain: Arc<RpcChain>,
-    bao: OpenBao,
-    kms: Arc<dyn TxSigner>,
-}
-
-/// One deal on the node: fresh wallets, mint and funded escrow.
-struct NodeDeal {
-    deal: Deal,
-    buyer: Keypair,
-    seller: Keypair,
-    tracking: String,
-}
 
 /// One relayer on a fresh database, for one scenario.
 struct Relayer {
@@ -129,139 +38,11 @@ struct Relayer {
 }
 
 impl Node {
-    async fn start() -> Self {
-        let validator = start_validator().await;
-        let rpc =
-            RpcClient::new_with_commitment(validator.url.clone(), CommitmentConfig::confirmed());
-        let chain = Arc::new(RpcChain::new(&validator.url));
-        let bao = OpenBao::start().await;
-        bao.create_key("relayer", json!({ "type": "ed25519" }))
-            .await;
-        let kms = signer::connect(
-            &SignerConfig::Vault(bao.config("relayer", None)),
-            None,
-            true,
-        )
-        .await
-        .unwrap();
-        let node = Self {
-            validator,
-            rpc,
-            chain,
-            bao,
-            kms,
-        };
-        node.fund(&node.kms.pubkey()).await;
-        node
-    }
-
-    async fn send(&self, ixs: &[Instruction], signers: &[&Keypair]) {
-        let blockhash = self.rpc.get_latest_blockhash().await.unwrap();
-        let tx =
-            Transaction::new_signed_with_payer(ixs, Some(&signers[0].pubkey()), signers, blockhash);
-        self.rpc
-            .send_and_confirm_transaction(&tx)
-            .await
-            .unwrap_or_else(|e| panic!("transaction failed: {e}"));
-    }
-
-    async fn fund(&self, to: &Pubkey) {
-        let sig = self.rpc.request_airdrop(to, 10_000_000_000).await.unwrap();
-        eventually("airdrop confirmed", || async {
-            self.rpc.confirm_transaction(&sig).await.unwrap_or(false)
-        })
-        .await;
-    }
-
     /// A buyer creates and funds an escrow from their own wallet; the relayer is the fourth
-    /// approver of a 2-of-4 policy.
+    /// approver of a 2-of-4 policy (buyer, seller, an arbiter, the relayer).
     async fn open_deal(&self, tracking: &str, timelock_secs: u32) -> NodeDeal {
-        use anchor_spl::token_2022::spl_token_2022::instruction as token_ix;
-        use spl_associated_token_account_interface::instruction::create_associated_token_account_idempotent;
-        let (buyer, seller, arbiter, mint) = (
-            Keypair::new(),
-            Keypair::new(),
-            Keypair::new(),
-            Keypair::new(),
-        );
-        for who in [buyer.pubkey(), seller.pubkey()] {
-            self.fund(&who).await;
-        }
-        let rent = self
-            .rpc
-            .get_minimum_balance_for_rent_exemption(82)
+        self.open_escrow(tracking, timelock_secs, &[Pubkey::new_unique()])
             .await
-            .unwrap();
-        let buyer_ata = ata(&buyer.pubkey(), &mint.pubkey());
-        self.send(
-            &[
-                anchor_lang::solana_program::system_instruction::create_account(
-                    &buyer.pubkey(),
-                    &mint.pubkey(),
-                    rent,
-                    82,
-                    &TOKEN,
-                ),
-                token_ix::initialize_mint2(&TOKEN, &mint.pubkey(), &buyer.pubkey(), None, 6)
-                    .unwrap(),
-                create_associated_token_account_idempotent(
-                    &buyer.pubkey(),
-                    &buyer.pubkey(),
-                    &mint.pubkey(),
-                    &TOKEN,
-                ),
-                token_ix::mint_to(
-                    &TOKEN,
-                    &mint.pubkey(),
-                    &buyer_ata,
-                    &buyer.pubkey(),
-                    &[],
-                    5 * AMOUNT,
-                )
-                .unwrap(),
-            ],
-            &[&buyer, &mint],
-        )
-        .await;
-        let now = self.chain.unix_time().await.unwrap();
-        let args = CreateArgs {
-            id: 1,
-            seller: seller.pubkey(),
-            amount: AMOUNT,
-            deal_ref: [9; 32],
-            approvers: vec![
-                buyer.pubkey(),
-                seller.pubkey(),
-                arbiter.pubkey(),
-                self.kms.pubkey(),
-            ],
-            threshold: 2,
-            timelock_secs,
-            refund_after: now + 3_600,
-        };
-        let escrow = client::escrow_address(&buyer.pubkey(), 1).0;
-        let deal = Deal {
-            escrow,
-            buyer: buyer.pubkey(),
-            seller: seller.pubkey(),
-            mint: mint.pubkey(),
-            vault: client::vault_address(&escrow).0,
-            token_program: TOKEN,
-        };
-        self.send(
-            &[
-                client::create(&buyer.pubkey(), &mint.pubkey(), &TOKEN, args),
-                deal.deposit(&buyer_ata),
-            ],
-            &[&buyer],
-        )
-        .await;
-        NodeDeal {
-            deal,
-            buyer,
-            seller,
-            tracking: tracking.into(),
-        }
     }
 
     /// A relayer on its own database, acting on `chain` (the node, or a double around it).
@@ -280,35 +61,6 @@ impl Node {
             signer,
             database_url,
         }
-    }
-
-    async fn escrow(&self, d: &NodeDeal) -> Option<Escrow> {
-        let account = self
-            .rpc
-            .get_account_with_commitment(&d.deal.escrow, CommitmentConfig::confirmed())
-            .await
-            .unwrap()
-            .value?;
-        Escrow::try_deserialize(&mut account.data.as_slice()).ok()
-    }
-
-    async fn token_balance(&self, account: &Pubkey) -> u64 {
-        self.rpc
-            .get_account_with_commitment(account, CommitmentConfig::confirmed())
-            .await
-            .unwrap()
-            .value
-            .map_or(0, |a| {
-                u64::from_le_bytes(a.data[64..72].try_into().unwrap())
-            })
-    }
-
-    async fn wait_for_eta(&self, d: &NodeDeal) {
-        let eta = self.escrow(d).await.unwrap().eta;
-        eventually("the node's clock passed the eta", || async {
-            self.chain.unix_time().await.unwrap() >= eta
-        })
-        .await;
     }
 }
 
@@ -330,12 +82,6 @@ fn executor(
             priority_fee_micro_lamports: 0,
         },
     })
-}
-
-fn ata(owner: &Pubkey, mint: &Pubkey) -> Pubkey {
-    spl_associated_token_account_interface::address::get_associated_token_address_with_program_id(
-        owner, mint, &TOKEN,
-    )
 }
 
 impl Relayer {

@@ -255,6 +255,7 @@ async fn record(app: &AppState, event: &TrackingEvent) -> sqlx::Result<Recorded>
         audit::append(&mut tx, kind, Some(offer_id), payload).await?;
     }
     tx.commit().await?;
+    crate::failpoint::hit("after_event_commit");
     tracing::info!(event_id = %event.event_id, %offer_id, status = current.as_str(), job_enqueued, "tracking event recorded");
     Ok(Recorded::Accepted {
         event_id,

@@ -2,7 +2,10 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod doubles;
+pub mod embedded;
+pub mod node;
 pub mod openbao;
+pub mod postgres;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -289,12 +292,22 @@ pub async fn insert_job(pool: &PgPool, max_attempts: i32) -> i64 {
 
 /// Polls `check` until it holds; panics with `what` after 30 s (a hang guard, not a timing
 /// assertion: the checks normally pass within milliseconds).
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+pub async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    eventually_within(what, Duration::from_secs(30), check).await
+}
+
+/// `eventually` with another hang guard, for waits that are slow by nature (a validator
+/// expiring a blockhash takes ~150 slots, about a minute).
+pub async fn eventually_within<F, Fut>(what: &str, guard: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + guard;
     while !check().await {
         assert!(
             tokio::time::Instant::now() < deadline,

@@ -57,6 +57,23 @@ pub enum ParseError {
     NoEventId,
     #[error("{0} must be 1 to {1} characters")]
     BadLength(&'static str, usize),
+    #[error("body must be a JSON object")]
+    NotAnObject,
+    #[error("body must not contain NUL characters (\\u0000)")]
+    NulCharacter,
+}
+
+/// Postgres stores neither in text nor in jsonb a NUL character: refuse it here, as a bad
+/// request, rather than fail every redelivery at insert.
+fn contains_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(contains_nul),
+        serde_json::Value::Object(map) => {
+            map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v))
+        }
+        _ => false,
+    }
 }
 
 impl TrackingEvent {
@@ -67,6 +84,13 @@ impl TrackingEvent {
             serde_json::from_slice(body).map_err(|e| ParseError::Json(e.to_string()))?;
         let payload: serde_json::Value =
             serde_json::from_slice(body).map_err(|e| ParseError::Json(e.to_string()))?;
+        // serde also reads a struct from an array, in field order: only objects are events.
+        if !payload.is_object() {
+            return Err(ParseError::NotAnObject);
+        }
+        if contains_nul(&payload) || header_id.as_deref().is_some_and(|h| h.contains('\0')) {
+            return Err(ParseError::NulCharacter);
+        }
         let event_id = header_id.or(parsed.event_id).ok_or(ParseError::NoEventId)?;
         check_len("event_id", &event_id, 128)?;
         check_len("tracking_number", &parsed.tracking_number, 64)?;
@@ -93,6 +117,27 @@ pub fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), Par
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arrays_and_nul_characters_are_refused() {
+        let array = br#"["e1","1Z9","ups","delivered","2026-01-01T00:00:00Z",null]"#;
+        assert_eq!(
+            TrackingEvent::parse(array, None).unwrap_err(),
+            ParseError::NotAnObject
+        );
+        let nul = br#"{"event_id":"e1","tracking_number":"1Z\u00009","carrier":"ups",
+                       "status":"delivered","occurred_at":"2026-11-26T10:00:00Z"}"#;
+        assert_eq!(
+            TrackingEvent::parse(nul, None).unwrap_err(),
+            ParseError::NulCharacter
+        );
+        let nested = br#"{"event_id":"e1","tracking_number":"1Z9","carrier":"ups",
+                          "status":"delivered","occurred_at":"2026-11-26T10:00:00Z","details":{"x":["\u0000"]}}"#;
+        assert_eq!(
+            TrackingEvent::parse(nested, None).unwrap_err(),
+            ParseError::NulCharacter
+        );
+    }
 
     #[test]
     fn parses_and_ignores_unknown_fields() {

@@ -39,6 +39,9 @@ scripts/ops-check.sh
 echo "== the TypeScript client (generated from the IDL; type-checked with an example deposit)"
 scripts/ts-client.sh check
 
+echo "== fuzzing, briefly: the webhook path and instruction decoding (scripts/fuzz.sh runs longer)"
+scripts/fuzz.sh --smoke
+
 echo "== running the tests"
 cargo test --workspace --locked
 wait "$cleanup_pid"

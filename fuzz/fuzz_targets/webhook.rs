@@ -1,0 +1,194 @@
+//! The webhook path of `POST /webhooks/tracking` without a database: `signature::verify` on the
+//! raw headers and body, then `TrackingEvent::parse` on what verified (relayer/src/routes/webhooks.rs).
+//!
+//! Each input is checked three ways:
+//! 1. as received (headers and body from the input; see `openclaw_escrow_fuzz::WebhookInput`);
+//! 2. with the body signed with the secret in `X-Tracking-Signature`;
+//! 3. with the body signed with the secret by the Standard Webhooks scheme,
+//!
+//! so that the parser sees most inputs, not only the rare one that carries a valid signature.
+#![no_main]
+
+use http::{HeaderMap, HeaderValue};
+use libfuzzer_sys::fuzz_target;
+use openclaw_escrow_fuzz::{WebhookInput, NOW, OTHER_SECRET, SECRET};
+use relayer::{
+    config::Secret,
+    domain::{
+        signature::{
+            self, standard_signature, tracking_signature, SignatureError, TOLERANCE_SECS,
+            TRACKING_SIGNATURE, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
+        },
+        tracking::TrackingEvent,
+    },
+};
+
+fuzz_target!(|data: &[u8]| {
+    let input = WebhookInput::decode(data);
+    let secrets = [Secret::new(SECRET)];
+    let other = [Secret::new(OTHER_SECRET)];
+    let body = input.body;
+
+    // 1. As received: never panics, whatever the headers.
+    let received = signature::verify(&input.headers, body, &secrets, NOW);
+    let _ = signature::verify(&input.headers, body, &other, NOW);
+    assert!(
+        signature::verify(&input.headers, body, &[], NOW).is_err(),
+        "verified with no secret configured"
+    );
+    let has = |name: &str| input.headers.contains_key(name);
+    let with_headers = has(TRACKING_SIGNATURE)
+        || (has(WEBHOOK_ID) && has(WEBHOOK_TIMESTAMP) && has(WEBHOOK_SIGNATURE));
+    if !with_headers {
+        assert_eq!(received.as_ref().unwrap_err(), &SignatureError::Missing);
+    }
+    if let Ok(verified) = received {
+        // Only the secret's signature gets here: the same request fails with another secret
+        // (unless it lists a Standard Webhooks candidate for each).
+        let candidates = input
+            .headers
+            .get(WEBHOOK_SIGNATURE)
+            .and_then(|v| v.to_str().ok())
+            .map_or(0, |v| {
+                v.split_whitespace()
+                    .filter(|s| s.starts_with("v1,"))
+                    .count()
+            });
+        if has(TRACKING_SIGNATURE) || candidates == 1 {
+            assert!(signature::verify(&input.headers, body, &other, NOW).is_err());
+        }
+        if has(TRACKING_SIGNATURE) {
+            assert!(verified.header_id.is_none());
+        } else {
+            assert_eq!(
+                verified.header_id.as_deref(),
+                input.headers.get(WEBHOOK_ID).and_then(|v| v.to_str().ok())
+            );
+        }
+        check_parse(body, verified.header_id);
+    }
+
+    // 2. X-Tracking-Signature with the secret: verifies, also during a rotation; fails with
+    // another secret and for a changed body.
+    let headers = one_header(TRACKING_SIGNATURE, &tracking_signature(SECRET, body));
+    let verified = signature::verify(&headers, body, &secrets, NOW).expect("signed body verifies");
+    assert!(verified.header_id.is_none());
+    let rotating = [Secret::new(OTHER_SECRET), Secret::new(SECRET)];
+    assert!(signature::verify(&headers, body, &rotating, NOW).is_ok());
+    assert_eq!(
+        signature::verify(&headers, body, &other, NOW).unwrap_err(),
+        SignatureError::Mismatch
+    );
+    let tampered = [body, b" "].concat();
+    assert_eq!(
+        signature::verify(&headers, &tampered, &secrets, NOW).unwrap_err(),
+        SignatureError::Mismatch
+    );
+    let by_body = check_parse(body, None);
+
+    // 3. Standard Webhooks with the secret, under the input's webhook-id when it is one a
+    // provider can send, at a timestamp inside the window.
+    let id = input
+        .headers
+        .get(WEBHOOK_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("msg_fuzz")
+        .to_owned();
+    let skew = (body.len() as i64 % (2 * TOLERANCE_SECS + 1)) - TOLERANCE_SECS;
+    let standard = |timestamp: i64, secret: &[u8]| {
+        let mut h = HeaderMap::new();
+        h.insert(WEBHOOK_ID, HeaderValue::from_str(&id).unwrap());
+        h.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp));
+        h.insert(
+            WEBHOOK_SIGNATURE,
+            HeaderValue::from_str(&standard_signature(secret, &id, timestamp, body)).unwrap(),
+        );
+        h
+    };
+    let headers = standard(NOW + skew, SECRET);
+    let verified =
+        signature::verify(&headers, body, &secrets, NOW).expect("standard signed body verifies");
+    assert_eq!(verified.header_id.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        signature::verify(&headers, body, &other, NOW).unwrap_err(),
+        SignatureError::Mismatch
+    );
+    assert_eq!(
+        signature::verify(&headers, &tampered, &secrets, NOW).unwrap_err(),
+        SignatureError::Mismatch
+    );
+    assert_eq!(
+        signature::verify(
+            &standard(NOW - TOLERANCE_SECS - 1, SECRET),
+            body,
+            &secrets,
+            NOW
+        )
+        .unwrap_err(),
+        SignatureError::Stale
+    );
+    let by_header = check_parse(body, verified.header_id);
+
+    // The header id wins over the body's: with a usable id, a body that parses with its own
+    // event_id parses the same under the header's.
+    if let (Some(a), true) = (&by_body, usable_id(&id)) {
+        let b = by_header.expect("body parsed with its own event_id but not with webhook-id");
+        assert_eq!(b.event_id, id);
+        assert_eq!(
+            (
+                &a.tracking_number,
+                &a.carrier,
+                a.status,
+                a.occurred_at,
+                &a.payload
+            ),
+            (
+                &b.tracking_number,
+                &b.carrier,
+                b.status,
+                b.occurred_at,
+                &b.payload
+            )
+        );
+    }
+});
+
+fn one_header(name: &'static str, value: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(name, HeaderValue::from_str(value).unwrap());
+    h
+}
+
+fn usable_id(id: &str) -> bool {
+    !id.trim().is_empty() && id.len() <= 128
+}
+
+/// `TrackingEvent::parse` either refuses the body or returns an event within the limits it
+/// enforces (relayer/src/domain/tracking.rs): event_id 1..=128 bytes, tracking_number 1..=64,
+/// carrier 1..=32, none blank; the carrier trimmed and lowercased; the header id wins.
+fn check_parse(body: &[u8], header_id: Option<String>) -> Option<TrackingEvent> {
+    let event = TrackingEvent::parse(body, header_id.clone()).ok()?;
+    let within = |v: &str, max: usize| !v.trim().is_empty() && v.len() <= max;
+    assert!(
+        within(&event.event_id, 128),
+        "event_id {:?}",
+        event.event_id
+    );
+    assert!(
+        within(&event.tracking_number, 64),
+        "tracking_number {:?}",
+        event.tracking_number
+    );
+    assert!(within(&event.carrier, 32), "carrier {:?}", event.carrier);
+    assert_eq!(event.carrier, event.carrier.trim());
+    assert!(!event.carrier.bytes().any(|b| b.is_ascii_uppercase()));
+    if let Some(id) = header_id {
+        assert_eq!(event.event_id, id);
+    }
+    // The status is stored by `as_str`: it must be the name the body spells it with.
+    assert_eq!(
+        serde_json::to_value(event.status).unwrap(),
+        serde_json::Value::from(event.status.as_str())
+    );
+    Some(event)
+}

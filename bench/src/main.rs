@@ -59,7 +59,7 @@ enum Command {
     },
     /// No-op jobs through the relayer's queue; prints one JSON line of results.
     Queue {
-        /// A migrated, empty database.
+        /// An empty database (migrated here).
         #[arg(long)]
         database_url: String,
         #[arg(long)]
@@ -252,6 +252,7 @@ async fn soak(url: &str, secret: &[u8], pid: u32, rate: u64, seconds: u64) -> an
 
 async fn queue(database_url: &str, workers: usize, jobs: usize) -> anyhow::Result<()> {
     let pool = sqlx::PgPool::connect(database_url).await?;
+    relayer::db::MIGRATOR.run(&pool).await?;
     // One offer per job (a job is unique per offer and action), inserted in one statement.
     sqlx::query(
         "WITH o AS (

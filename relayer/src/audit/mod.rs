@@ -135,6 +135,16 @@ pub async fn append(
     offer_id: Option<Uuid>,
     payload: Value,
 ) -> sqlx::Result<i64> {
+    append_all(conn, offer_id, vec![(kind, payload)]).await
+}
+
+/// Appends entries of one offer in order, under one lock, one read of the head and one insert:
+/// a webhook records up to three. Returns the last `seq`.
+pub async fn append_all(
+    conn: &mut PgConnection,
+    offer_id: Option<Uuid>,
+    entries: Vec<(&str, Value)>,
+) -> sqlx::Result<i64> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(APPEND_LOCK)
         .execute(&mut *conn)
@@ -143,22 +153,34 @@ pub async fn append(
         sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *conn)
             .await?;
-    let (seq, prev_hash) = last.map_or((1, vec![0; 32]), |(seq, hash)| (seq + 1, hash));
+    let (mut seq, mut prev_hash) = last.unwrap_or((0, vec![0; 32]));
     // Postgres keeps microseconds: hash what will be read back.
     let at = Utc::now().trunc_subsecs(6);
-    let payload = canonical_json(&payload);
-    let hash = entry_hash(seq, &at, kind, offer_id, &payload, &prev_hash);
+    let (mut seqs, mut kinds, mut payloads, mut prevs, mut hashes) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for (kind, payload) in entries {
+        seq += 1;
+        let payload = canonical_json(&payload);
+        let hash = entry_hash(seq, &at, kind, offer_id, &payload, &prev_hash);
+        seqs.push(seq);
+        kinds.push(kind.to_owned());
+        payloads.push(payload);
+        prevs.push(std::mem::replace(&mut prev_hash, hash.clone()));
+        hashes.push(hash);
+    }
     sqlx::query(
         "INSERT INTO audit_log (seq, at, kind, offer_id, payload, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         SELECT seq, $2, kind, $3, payload, prev_hash, hash
+         FROM unnest($1::bigint[], $4::text[], $5::text[], $6::bytea[], $7::bytea[])
+              AS e (seq, kind, payload, prev_hash, hash)",
     )
-    .bind(seq)
+    .bind(&seqs)
     .bind(at)
-    .bind(kind)
     .bind(offer_id)
-    .bind(&payload)
-    .bind(&prev_hash)
-    .bind(&hash)
+    .bind(&kinds)
+    .bind(&payloads)
+    .bind(&prevs)
+    .bind(&hashes)
     .execute(&mut *conn)
     .await?;
     Ok(seq)

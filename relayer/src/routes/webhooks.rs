@@ -251,9 +251,7 @@ async fn record(app: &AppState, event: &TrackingEvent) -> sqlx::Result<Recorded>
         }
         current = next;
     }
-    for (kind, payload) in entries {
-        audit::append(&mut tx, kind, Some(offer_id), payload).await?;
-    }
+    audit::append_all(&mut tx, Some(offer_id), entries).await?;
     tx.commit().await?;
     crate::failpoint::hit("after_event_commit");
     tracing::info!(event_id = %event.event_id, %offer_id, status = current.as_str(), job_enqueued, "tracking event recorded");

@@ -116,7 +116,7 @@ pub static REFRESHES: std::sync::LazyLock<prometheus::IntCounterVec> =
 /// Re-reads the KV secret every `source.refresh` and swaps `live` when it changed.
 pub async fn run_refresh(
     source: KvSource,
-    live: Arc<RwLock<Secrets>>,
+    live: Arc<RwLock<Arc<Secrets>>>,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(source.refresh);
@@ -125,8 +125,8 @@ pub async fn run_refresh(
         let result = match source.secrets().await {
             Ok(fresh) => {
                 let mut current = live.write().expect("secrets lock poisoned");
-                if *current != fresh {
-                    *current = fresh;
+                if **current != fresh {
+                    *current = Arc::new(fresh);
                     tracing::info!("secrets rotated from Vault KV");
                     "rotated"
                 } else {

@@ -27,12 +27,13 @@ pub struct AppState {
     /// `solana:<genesis hash prefix>` of `chain`, read once (the `X-Blockchain-Ids` header).
     pub blockchain_id: Arc<OnceCell<String>>,
     /// The webhook and operator-token secrets now in force (swapped on rotation).
-    pub secrets: Arc<RwLock<Secrets>>,
+    pub secrets: Arc<RwLock<Arc<Secrets>>>,
 }
 
 impl AppState {
-    /// A snapshot of the secrets in force.
-    pub fn secrets(&self) -> Secrets {
+    /// The secrets in force: a rotation swaps in a new set, so a request shares this one
+    /// instead of copying every secret.
+    pub fn secrets(&self) -> Arc<Secrets> {
         self.secrets.read().expect("secrets lock poisoned").clone()
     }
 }
@@ -51,7 +52,7 @@ impl AppState {
         };
         Self {
             pool,
-            secrets: Arc::new(RwLock::new(secrets)),
+            secrets: Arc::new(RwLock::new(Arc::new(secrets))),
             webhook_limiter: limiter(config.http.webhook_rate_per_minute),
             actions_limiter: limiter(config.http.actions_rate_per_minute),
             config: Arc::new(config),

@@ -119,7 +119,7 @@ pub async fn send_and_confirm(
             TxStatus::Unknown if chain.block_height().await? > last_valid_block_height => {
                 return Err(ConfirmError::Expired(signature))
             }
-            TxStatus::Unknown => tokio_sleep(poll).await,
+            TxStatus::Unknown => tokio::time::sleep(poll).await,
         }
     }
 }
@@ -132,10 +132,6 @@ pub enum ConfirmError {
     Failed(Signature, String),
     #[error("transaction {0} expired before it landed; nothing changed, send it again")]
     Expired(Signature),
-}
-
-async fn tokio_sleep(d: std::time::Duration) {
-    tokio::time::sleep(d).await
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 use std::fmt::Write;
 
 use anchor_lang::prelude::Pubkey;
-use escrow::{Escrow, EscrowStatus, Outcome};
+use escrow::{client::ui_amount as amount, Escrow, EscrowStatus, Outcome};
 
 use crate::when::{human, span};
 
@@ -120,17 +120,4 @@ pub fn render(address: &Pubkey, e: &Escrow, now: i64) -> String {
         e.deal_ref.iter().map(|b| format!("{b:02x}")).collect(),
     );
     s
-}
-
-fn amount(base_units: u64, decimals: u8) -> String {
-    let scale = 10u128.pow(u32::from(decimals));
-    let (whole, frac) = (
-        u128::from(base_units) / scale,
-        u128::from(base_units) % scale,
-    );
-    if decimals == 0 {
-        whole.to_string()
-    } else {
-        format!("{whole}.{frac:0width$}", width = usize::from(decimals))
-    }
 }

@@ -161,15 +161,9 @@ pub fn human_time(unix: i64) -> String {
     )
 }
 
-/// `amount` base units as a decimal number of tokens.
-pub fn ui_amount(amount: i64, decimals: u8) -> String {
-    let scale = 10i128.pow(u32::from(decimals));
-    let (whole, frac) = (i128::from(amount) / scale, i128::from(amount) % scale);
-    if decimals == 0 {
-        whole.to_string()
-    } else {
-        format!("{whole}.{frac:0width$}", width = usize::from(decimals))
-    }
+/// An offer's amount (positive, checked at registration) as a decimal number of tokens.
+fn ui_amount(amount: i64, decimals: u8) -> String {
+    client::ui_amount(u64::try_from(amount).unwrap_or(0), decimals)
 }
 
 /// What the GET of an action shows: the offer, its policy and whether the action is open.

@@ -15,6 +15,20 @@ pub fn escrow_address(buyer: &Pubkey, id: u64) -> (Pubkey, u8) {
     Pubkey::find_program_address(&[ESCROW_SEED, buyer.as_ref(), &id.to_le_bytes()], &ID)
 }
 
+/// `base_units` of a mint with `decimals` as a decimal number: 25000000, 6 → "25.000000".
+pub fn ui_amount(base_units: u64, decimals: u8) -> String {
+    let scale = 10u128.pow(u32::from(decimals));
+    let (whole, frac) = (
+        u128::from(base_units) / scale,
+        u128::from(base_units) % scale,
+    );
+    if decimals == 0 {
+        whole.to_string()
+    } else {
+        format!("{whole}.{frac:0width$}", width = usize::from(decimals))
+    }
+}
+
 pub fn vault_address(escrow: &Pubkey) -> (Pubkey, u8) {
     Pubkey::find_program_address(&[VAULT_SEED, escrow.as_ref()], &ID)
 }

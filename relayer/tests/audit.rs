@@ -12,7 +12,7 @@ use relayer::{
         verify::{verify, Finding},
         Checkpoint, Entry, Record,
     },
-    signer::{self, SignerConfig, TxSigner},
+    signer::TxSigner,
     startup::Role,
     worker::Simulate,
 };
@@ -20,10 +20,7 @@ use serde_json::{json, Value};
 use support::{openbao::OpenBao, *};
 
 async fn signer(bao: &OpenBao, key: &str) -> Arc<dyn TxSigner> {
-    bao.create_key(key, json!({ "type": "ed25519" })).await;
-    signer::connect(&SignerConfig::Vault(bao.config(key, None)), None, true)
-        .await
-        .unwrap()
+    bao.signer(key).await
 }
 
 /// A relayer that has registered an offer, taken its shipment to delivered, run the job, and

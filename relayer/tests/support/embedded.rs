@@ -10,7 +10,6 @@ use escrow_tests::fixtures::{World, AMOUNT};
 use relayer::{
     chain::{embedded::EmbeddedChain, Chain},
     executor::{ChainExecutor, ExecutorConfig},
-    signer::{self, SignerConfig},
     startup::Role,
 };
 use serde_json::json;
@@ -37,15 +36,7 @@ pub async fn story() -> Story {
 /// The same, with the escrow's creation arguments adjusted first.
 pub async fn story_with(adjust: impl FnOnce(&mut escrow::CreateArgs)) -> Story {
     let bao = OpenBao::start().await;
-    bao.create_key("relayer", json!({ "type": "ed25519" }))
-        .await;
-    let kms = signer::connect(
-        &SignerConfig::Vault(bao.config("relayer", None)),
-        None,
-        true,
-    )
-    .await
-    .unwrap();
+    let kms = bao.signer("relayer").await;
     let relayer = kms.pubkey();
     let mut world = World::new();
     world.args.approvers[3] = relayer;

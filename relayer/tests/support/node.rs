@@ -10,9 +10,8 @@ use anchor_lang::{prelude::Pubkey, solana_program::instruction::Instruction, Acc
 use escrow::{client, client::Deal, CreateArgs, Escrow};
 use relayer::{
     chain::{rpc::RpcChain, Chain},
-    signer::{self, SignerConfig, TxSigner},
+    signer::TxSigner,
 };
-use serde_json::json;
 use solana_commitment_config::CommitmentConfig;
 use solana_keypair::Keypair;
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
@@ -114,15 +113,7 @@ impl Node {
             RpcClient::new_with_commitment(validator.url.clone(), CommitmentConfig::confirmed());
         let chain = Arc::new(RpcChain::new(&validator.url));
         let bao = OpenBao::start().await;
-        bao.create_key("relayer", json!({ "type": "ed25519" }))
-            .await;
-        let kms = signer::connect(
-            &SignerConfig::Vault(bao.config("relayer", None)),
-            None,
-            true,
-        )
-        .await
-        .unwrap();
+        let kms = bao.signer("relayer").await;
         let node = Self {
             validator,
             rpc,

@@ -91,6 +91,18 @@ impl OpenBao {
         resp.json().await.unwrap_or(Value::Null)
     }
 
+    /// A new non-exportable ed25519 transit key `name`, connected as the relayer's signer.
+    pub async fn signer(&self, name: &str) -> std::sync::Arc<dyn relayer::signer::TxSigner> {
+        self.create_key(name, json!({ "type": "ed25519" })).await;
+        relayer::signer::connect(
+            &relayer::signer::SignerConfig::Vault(self.config(name, None)),
+            None,
+            true,
+        )
+        .await
+        .unwrap()
+    }
+
     pub async fn create_key(&self, name: &str, body: Value) {
         self.api("POST", &format!("transit/keys/{name}"), body)
             .await;

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod executor;
 pub mod failpoint;
+pub mod ingest;
 pub mod metrics;
 pub mod queue;
 pub mod reconcile;

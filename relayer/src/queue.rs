@@ -49,21 +49,19 @@ pub async fn enqueue(
     action: JobAction,
     max_attempts: i32,
 ) -> sqlx::Result<bool> {
-    let inserted = sqlx::query(
-        "INSERT INTO jobs (offer_id, action, max_attempts) VALUES ($1, $2, $3)
-         ON CONFLICT (offer_id, action) DO NOTHING",
+    // One round trip: the notification goes out with the job, only when there is one.
+    let inserted: i64 = sqlx::query_scalar(
+        "WITH job AS (INSERT INTO jobs (offer_id, action, max_attempts) VALUES ($1, $2, $3)
+                      ON CONFLICT (offer_id, action) DO NOTHING RETURNING id)
+         SELECT count(*) FROM (SELECT pg_notify($4, '') FROM job) notified",
     )
     .bind(offer_id)
     .bind(action.as_str())
     .bind(max_attempts)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1;
-    if inserted {
-        notify(conn).await?;
-    }
-    Ok(inserted)
+    .bind(CHANNEL)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(inserted == 1)
 }
 
 /// Queues a crank for `run_at` (its eta). An existing crank for the offer that is not running
@@ -112,22 +110,23 @@ async fn notify(conn: &mut PgConnection) -> sqlx::Result<()> {
 /// job whose lease has expired (its worker died). The attempt is counted here; a job whose
 /// lease expired on its last attempt is dead-lettered instead of claimed, so a job that keeps
 /// killing its workers stops.
+///
+/// One statement, one round trip: the dead-lettering runs as a data-modifying CTE, which
+/// Postgres executes whether or not the claim reads it. The two touch disjoint rows (attempts
+/// left or not), as one statement must.
 pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> sqlx::Result<Option<Job>> {
-    sqlx::query(
-        "UPDATE jobs SET state = 'dead', locked_by = NULL, locked_until = NULL, updated_at = now(),
-                last_error = 'its worker stopped during the last attempt (crash, kill or hang): '
-                             || COALESCE(last_error, 'no error recorded')
-         WHERE state = 'running' AND locked_until < now() AND attempts >= max_attempts",
-    )
-    .execute(pool)
-    .await?;
     sqlx::query_as::<_, Job>(
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
+        "WITH dead AS (
+             UPDATE jobs SET state = 'dead', locked_by = NULL, locked_until = NULL, updated_at = now(),
+                    last_error = 'its worker stopped during the last attempt (crash, kill or hang): '
+                                 || COALESCE(last_error, 'no error recorded')
+             WHERE state = 'running' AND locked_until < now() AND attempts >= max_attempts)
+         UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
                 locked_until = now() + make_interval(secs => $2), updated_at = now()
          WHERE id = (
              SELECT id FROM jobs
              WHERE (state = 'pending' AND run_at <= now())
-                OR (state = 'running' AND locked_until < now())
+                OR (state = 'running' AND locked_until < now() AND attempts < max_attempts)
              ORDER BY run_at, id
              LIMIT 1
              FOR UPDATE SKIP LOCKED)
@@ -183,23 +182,20 @@ pub async fn heartbeat(
 
 /// Marks the job done; false when `worker` no longer held it (nothing changed).
 pub async fn complete(pool: &PgPool, job: &Job, worker: &str, result: &str) -> sqlx::Result<bool> {
-    let mut tx = pool.begin().await?;
-    let r = sqlx::query(
-        "UPDATE jobs SET state = 'succeeded', result = $3, last_error = NULL, locked_by = NULL,
-                locked_until = NULL, updated_at = now()
-         WHERE id = $1 AND state = 'running' AND locked_by = $2",
+    let ended = end_attempt(
+        pool,
+        job,
+        worker,
+        "succeeded",
+        result,
+        end_attempt_sql!(
+            "UPDATE jobs SET state = 'succeeded', result = $4, last_error = NULL, locked_by = NULL,
+                    locked_until = NULL, updated_at = now()"
+        ),
+        None,
     )
-    .bind(job.id)
-    .bind(worker)
-    .bind(result)
-    .execute(&mut *tx)
     .await?;
-    if r.rows_affected() != 1 {
-        return Ok(false);
-    }
-    record_attempt(&mut tx, job, worker, "succeeded", Some(result)).await?;
-    tx.commit().await?;
-    Ok(true)
+    Ok(ended.is_some())
 }
 
 /// What `fail` did with the job.
@@ -223,68 +219,71 @@ pub async fn fail(
 ) -> sqlx::Result<Failed> {
     let dead = permanent || job.attempts >= job.max_attempts;
     let delay = backoff(job.attempts, cfg);
-    let mut tx = pool.begin().await?;
-    let run_at: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "UPDATE jobs SET state = CASE WHEN $4 THEN 'dead' ELSE 'pending' END,
-                run_at = CASE WHEN $4 THEN run_at ELSE now() + make_interval(secs => $5) END,
-                last_error = $3, locked_by = NULL, locked_until = NULL, updated_at = now()
-         WHERE id = $1 AND state = 'running' AND locked_by = $2
-         RETURNING run_at",
-    )
-    .bind(job.id)
-    .bind(worker)
-    .bind(error)
-    .bind(dead)
-    .bind(delay.as_secs_f64())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(run_at) = run_at else {
-        return Ok(Failed::LeaseLost);
-    };
-    record_attempt(
-        &mut tx,
+    let ended = end_attempt(
+        pool,
         job,
         worker,
         if dead { "dead" } else { "failed" },
-        Some(error),
+        error,
+        end_attempt_sql!(
+            "UPDATE jobs SET state = CASE WHEN $3 = 'dead' THEN 'dead' ELSE 'pending' END,
+                    run_at = CASE WHEN $3 = 'dead' THEN run_at ELSE now() + make_interval(secs => $8) END,
+                    last_error = $4, locked_by = NULL, locked_until = NULL, updated_at = now()"
+        ),
+        Some(delay.as_secs_f64()),
     )
     .await?;
-    tx.commit().await?;
-    Ok(if dead {
-        Failed::Dead
-    } else {
-        Failed::RetryAt(run_at)
+    Ok(match ended {
+        None => Failed::LeaseLost,
+        Some(_) if dead => Failed::Dead,
+        Some(run_at) => Failed::RetryAt(run_at),
     })
 }
 
-async fn record_attempt(
-    conn: &mut PgConnection,
+/// One statement, so one round trip and one transaction, that ends an attempt: `$set` (an
+/// `UPDATE jobs SET ...` without its WHERE; `$3` is the outcome, `$4` the detail, `$8` a delay
+/// in seconds) applies only while the worker (`$2`) holds the lease, and when it did, the
+/// attempt and its audit entry are inserted with it. Returns the job's new `run_at`, or no row
+/// when the lease was lost and nothing changed.
+macro_rules! end_attempt_sql {
+    ($set:literal) => {
+        concat!(
+            "WITH ended AS (", $set, " WHERE id = $1 AND state = 'running' AND locked_by = $2
+                            RETURNING id, offer_id, run_at),
+                  attempt AS (INSERT INTO job_attempts (job_id, attempt, worker, started_at, outcome, detail)
+                              SELECT id, $5, $2, $6, $3, $4 FROM ended),
+                  entry AS (INSERT INTO audit_log (kind, offer_id, payload)
+                            SELECT 'job_attempt', offer_id, $7 FROM ended)
+             SELECT run_at FROM ended"
+        )
+    };
+}
+use end_attempt_sql;
+
+async fn end_attempt(
+    pool: &PgPool,
     job: &Job,
     worker: &str,
     outcome: &str,
-    detail: Option<&str>,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO job_attempts (job_id, attempt, worker, started_at, outcome, detail)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(job.id)
-    .bind(job.attempts)
-    .bind(worker)
-    .bind(job.updated_at)
-    .bind(outcome)
-    .bind(detail)
-    .execute(&mut *conn)
-    .await?;
-    crate::audit::append(
-        conn,
-        "job_attempt",
-        Some(job.offer_id),
-        serde_json::json!({ "job_id": job.id, "action": job.action, "attempt": job.attempts,
-                            "outcome": outcome, "detail": detail, "worker": worker }),
-    )
-    .await?;
-    Ok(())
+    detail: &str,
+    sql: &'static str,
+    delay_secs: Option<f64>,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    let entry = crate::audit::canonical_json(&serde_json::json!({
+        "job_id": job.id, "action": job.action, "attempt": job.attempts,
+        "outcome": outcome, "detail": detail, "worker": worker,
+    }));
+    sqlx::query_scalar(sql)
+        .bind(job.id)
+        .bind(worker)
+        .bind(outcome)
+        .bind(detail)
+        .bind(job.attempts)
+        .bind(job.updated_at)
+        .bind(entry)
+        .bind(delay_secs)
+        .fetch_optional(pool)
+        .await
 }
 
 /// Gives a claimed job back without counting the attempt (graceful shutdown).

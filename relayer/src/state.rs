@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 use crate::{
     chain::Chain,
     config::{Config, Secrets},
+    ingest::Ingest,
     metrics::Metrics,
 };
 
@@ -28,6 +29,8 @@ pub struct AppState {
     pub blockchain_id: Arc<OnceCell<String>>,
     /// The webhook and operator-token secrets now in force (swapped on rotation).
     pub secrets: Arc<RwLock<Arc<Secrets>>>,
+    /// Where verified tracking events are stored (group commit).
+    pub ingest: Ingest,
 }
 
 impl AppState {
@@ -51,6 +54,7 @@ impl AppState {
             jwt_previous: config.http.jwt_previous.clone(),
         };
         Self {
+            ingest: Ingest::start(pool.clone(), config.queue.max_attempts),
             pool,
             secrets: Arc::new(RwLock::new(Arc::new(secrets))),
             webhook_limiter: limiter(config.http.webhook_rate_per_minute),

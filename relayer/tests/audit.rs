@@ -240,7 +240,7 @@ fn tempfile_dir() -> std::path::PathBuf {
 #[tokio::test]
 async fn the_database_refuses_to_edit_or_remove_entries() {
     let bao = OpenBao::start().await;
-    let (app, _, _) = history(&bao).await;
+    let (app, key, _) = history(&bao).await;
     for statement in [
         "UPDATE audit_log SET payload = '{}' WHERE seq = 2",
         "DELETE FROM audit_log WHERE seq = 8",
@@ -258,6 +258,30 @@ async fn the_database_refuses_to_edit_or_remove_entries() {
         );
     }
     assert_eq!(app.count("audit_log").await, 8);
+
+    // An insert cannot choose its place or its hashes: the database numbers, links and hashes
+    // every entry itself, so the log stays a valid chain.
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, kind, payload, prev_hash, hash)
+         VALUES (3, '2000-01-01', 'forged', '{}', $1, $1)",
+    )
+    .bind(vec![0xee_u8; 32])
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let records = fetch(&app).await;
+    let last = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Entry(e) => Some(e),
+            Record::Checkpoint(_) => None,
+        })
+        .max_by_key(|e| e.seq)
+        .unwrap();
+    assert_eq!((last.seq, last.kind.as_str()), (9, "forged"));
+    assert_ne!(last.hash, vec![0xee_u8; 32]);
+    assert!(last.at > chrono::Utc::now() - chrono::Duration::minutes(5));
+    verify(&records, &key.pubkey()).expect("the log is still one valid chain");
     app.stop().await;
 }
 

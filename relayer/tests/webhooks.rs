@@ -246,6 +246,41 @@ async fn event_status_and_job_commit_together_or_not_at_all() {
     app.stop().await;
 }
 
+/// Webhooks arriving together are stored in one transaction (group commit); one that fails
+/// must not take the others down with it.
+#[tokio::test]
+async fn a_failing_event_does_not_fail_the_events_arriving_with_it() {
+    let app = spawn_http().await;
+    let mut offers = Vec::new();
+    for i in 0..10 {
+        offers.push(app.register_offer(&format!("1ZGROUP{i}")).await);
+    }
+    sqlx::query("ALTER TABLE tracking_events ADD CONSTRAINT test_poison CHECK (event_id <> 'evt-poison') NOT VALID")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let mut bodies = vec![event("evt-poison", "1ZGROUP0", "in_transit")];
+    bodies
+        .extend((0..10).map(|i| event(&format!("evt-d{i}"), &format!("1ZGROUP{i}"), "delivered")));
+    bodies
+        .extend((0..29).map(|i| event(&format!("evt-u{i}"), &format!("1ZELSE{i}"), "in_transit")));
+    let answers = futures_util::future::join_all(bodies.iter().map(|body| app.webhook(body))).await;
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    assert_eq!(statuses[0], 500, "the poisoned event is refused");
+    assert!(statuses[1..11].iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(statuses[11..].iter().all(|s| *s == 202), "{statuses:?}");
+    assert_eq!(app.count("tracking_events").await, 39);
+    assert_eq!(app.count("jobs").await, 10);
+    for offer in offers {
+        assert_eq!(app.offer_status(offer).await, "delivered");
+    }
+    assert_eq!(
+        app.metric("relayer_webhooks_total{result=\"error\"}").await,
+        1.0
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn webhooks_are_rate_limited_per_ip_and_forwarded_for_is_not_trusted_by_default() {
     let url = fresh_database().await;

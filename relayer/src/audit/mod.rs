@@ -14,10 +14,12 @@
 //! the off-chain prefix can never begin a Solana transaction, so the key cannot be tricked into
 //! signing one this way.
 //!
-//! Appends happen inside the transaction of the change they record, as its last statements,
-//! under a transaction-scoped advisory lock that orders them: a transaction holding that lock
-//! waits for nothing else, so it cannot deadlock, and `seq` has no gaps because a rolled-back
-//! transaction takes its entries with it.
+//! Appends happen inside the transaction of the change they record, as its last statement. The
+//! database chains them (migration 0005's trigger, one round trip per append) under a
+//! transaction-scoped advisory lock that orders them: a transaction holding that lock waits for
+//! nothing else, so it cannot deadlock, and `seq` has no gaps because a rolled-back transaction
+//! takes its entries with it. This module's `entry_hash` is the independent check of what the
+//! database wrote: `relayer audit verify` recomputes every hash with it.
 pub mod verify;
 
 use std::time::Duration;
@@ -32,8 +34,6 @@ use uuid::Uuid;
 
 use crate::signer::TxSigner;
 
-/// `pg_advisory_xact_lock` key that orders appends ("audit" in ASCII).
-const APPEND_LOCK: i64 = 0x0061_7564_6974;
 /// Solana's off-chain message signing domain: never the first bytes of a transaction.
 const OFFCHAIN_DOMAIN: &[u8] = b"\xffsolana offchain";
 
@@ -127,6 +127,24 @@ pub fn checkpoint_message(tree_size: i64, head_hash: &[u8], signed_at: &DateTime
     m
 }
 
+/// An entry to append: what happened, to which offer.
+#[derive(Clone, Debug)]
+pub struct NewEntry {
+    pub kind: String,
+    pub offer_id: Option<Uuid>,
+    pub payload: Value,
+}
+
+impl NewEntry {
+    pub fn new(kind: &str, offer_id: Option<Uuid>, payload: Value) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            offer_id,
+            payload,
+        }
+    }
+}
+
 /// Appends one entry in the caller's transaction; call it last, after every row lock the
 /// transaction needs (see the module docs).
 pub async fn append(
@@ -135,55 +153,32 @@ pub async fn append(
     offer_id: Option<Uuid>,
     payload: Value,
 ) -> sqlx::Result<i64> {
-    append_all(conn, offer_id, vec![(kind, payload)]).await
+    append_all(conn, vec![NewEntry::new(kind, offer_id, payload)]).await
 }
 
-/// Appends entries of one offer in order, under one lock, one read of the head and one insert:
-/// a webhook records up to three. Returns the last `seq`.
-pub async fn append_all(
-    conn: &mut PgConnection,
-    offer_id: Option<Uuid>,
-    entries: Vec<(&str, Value)>,
-) -> sqlx::Result<i64> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(APPEND_LOCK)
-        .execute(&mut *conn)
-        .await?;
-    let last: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await?;
-    let (mut seq, mut prev_hash) = last.unwrap_or((0, vec![0; 32]));
-    // Postgres keeps microseconds: hash what will be read back.
-    let at = Utc::now().trunc_subsecs(6);
-    let (mut seqs, mut kinds, mut payloads, mut prevs, mut hashes) =
-        (vec![], vec![], vec![], vec![], vec![]);
-    for (kind, payload) in entries {
-        seq += 1;
-        let payload = canonical_json(&payload);
-        let hash = entry_hash(seq, &at, kind, offer_id, &payload, &prev_hash);
-        seqs.push(seq);
-        kinds.push(kind.to_owned());
-        payloads.push(payload);
-        prevs.push(std::mem::replace(&mut prev_hash, hash.clone()));
-        hashes.push(hash);
+/// Appends entries in order in one statement, like `append`: a batch of webhooks records all
+/// of theirs at once. The database numbers, links and hashes them (`audit_chain()`, migration
+/// 0005). Returns the last `seq`.
+pub async fn append_all(conn: &mut PgConnection, entries: Vec<NewEntry>) -> sqlx::Result<i64> {
+    let (mut kinds, mut offers, mut payloads) = (vec![], vec![], vec![]);
+    for entry in entries {
+        kinds.push(entry.kind);
+        offers.push(entry.offer_id);
+        payloads.push(canonical_json(&entry.payload));
     }
-    sqlx::query(
-        "INSERT INTO audit_log (seq, at, kind, offer_id, payload, prev_hash, hash)
-         SELECT seq, $2, kind, $3, payload, prev_hash, hash
-         FROM unnest($1::bigint[], $4::text[], $5::text[], $6::bytea[], $7::bytea[])
-              AS e (seq, kind, payload, prev_hash, hash)",
+    let seqs: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO audit_log (kind, offer_id, payload)
+         SELECT kind, offer_id, payload
+         FROM unnest($1::text[], $2::uuid[], $3::text[]) WITH ORDINALITY AS e (kind, offer_id, payload, n)
+         ORDER BY n
+         RETURNING seq",
     )
-    .bind(&seqs)
-    .bind(at)
-    .bind(offer_id)
     .bind(&kinds)
+    .bind(&offers)
     .bind(&payloads)
-    .bind(&prevs)
-    .bind(&hashes)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(seq)
+    Ok(seqs.into_iter().max().unwrap_or_default())
 }
 
 /// Appends an entry in a transaction of its own.

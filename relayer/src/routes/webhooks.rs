@@ -1,5 +1,5 @@
-//! `POST /webhooks/tracking`: rate limit, size cap, signature, parse, then one transaction that
-//! stores the event, moves the offer and enqueues the job it implies.
+//! `POST /webhooks/tracking`: rate limit, size cap, signature, parse, then the event is stored
+//! with the offer's move and the job it implies, all or nothing (`crate::ingest`).
 use std::net::{IpAddr, SocketAddr};
 
 use axum::{
@@ -9,19 +9,16 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::{
-    audit,
     domain::{
-        offer::OfferStatus,
         signature::{self, SignatureError},
         tracking::TrackingEvent,
     },
-    error::{is_unavailable, ApiError},
-    queue,
+    error::ApiError,
+    ingest::{Recorded, StoreError},
     state::AppState,
     tls::Peer,
 };
@@ -81,18 +78,27 @@ pub async fn tracking(
         Ok(event) => event,
         Err(e) => return refuse(&app, "malformed", StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    match record(&app, &event).await {
+    match app.ingest.record(event).await {
         Ok(outcome) => {
             app.metrics.webhook(outcome.result());
             outcome.into_response()
         }
         Err(e) => {
-            app.metrics.webhook(if is_unavailable(&e) {
-                "unavailable"
-            } else {
-                "error"
-            });
-            ApiError::from(e).into_response()
+            let (result, status, message) = match &e {
+                StoreError::Unavailable(_) => {
+                    tracing::warn!(error = %e, "tracking event not stored; the sender will retry");
+                    (
+                        "unavailable",
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "database unavailable, retry later",
+                    )
+                }
+                StoreError::Failed(_) => {
+                    tracing::error!(error = %e, "tracking event not stored");
+                    ("error", StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+                }
+            };
+            refuse(&app, result, status, message)
         }
     }
 }
@@ -127,31 +133,6 @@ pub(crate) fn client_ip(
     peer.ip()
 }
 
-enum Recorded {
-    Accepted {
-        event_id: String,
-        offer_id: Uuid,
-        status: OfferStatus,
-        job_enqueued: bool,
-    },
-    Duplicate {
-        event_id: String,
-    },
-    UnknownTracking {
-        event_id: String,
-    },
-}
-
-impl Recorded {
-    fn result(&self) -> &'static str {
-        match self {
-            Self::Accepted { .. } => "accepted",
-            Self::Duplicate { .. } => "duplicate",
-            Self::UnknownTracking { .. } => "unknown_tracking",
-        }
-    }
-}
-
 impl IntoResponse for Recorded {
     fn into_response(self) -> Response {
         match self {
@@ -178,87 +159,4 @@ impl IntoResponse for Recorded {
         }
         .into_response()
     }
-}
-
-/// One transaction: all of it commits or none does.
-async fn record(app: &AppState, event: &TrackingEvent) -> sqlx::Result<Recorded> {
-    let mut tx = app.pool.begin().await?;
-    // Lock the offer first, then insert: every webhook transaction takes locks in this order.
-    let offer: Option<(Uuid, String, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT id, status, status_at FROM offers WHERE carrier = $1 AND tracking_number = $2 FOR UPDATE",
-    )
-    .bind(&event.carrier)
-    .bind(&event.tracking_number)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let inserted = sqlx::query(
-        "INSERT INTO tracking_events (event_id, offer_id, tracking_number, carrier, status, occurred_at, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(&event.event_id)
-    .bind(offer.as_ref().map(|o| o.0))
-    .bind(&event.tracking_number)
-    .bind(&event.carrier)
-    .bind(event.status.as_str())
-    .bind(event.occurred_at)
-    .bind(&event.payload)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    let event_id = event.event_id.clone();
-    if !inserted {
-        return Ok(Recorded::Duplicate { event_id });
-    }
-    let event_entry = |offer_id: Option<Uuid>| {
-        json!({ "event_id": event.event_id, "carrier": event.carrier,
-                "status": event.status.as_str(), "occurred_at": event.occurred_at, "offer_id": offer_id })
-    };
-    let Some((offer_id, status, status_at)) = offer else {
-        audit::append(&mut tx, "tracking_event", None, event_entry(None)).await?;
-        tx.commit().await?;
-        tracing::info!(event_id = %event.event_id, "event for an unknown tracking number stored");
-        return Ok(Recorded::UnknownTracking { event_id });
-    };
-    let mut current: OfferStatus = status
-        .parse()
-        .map_err(|e: String| sqlx::Error::Decode(e.into()))?;
-    let mut job_enqueued = false;
-    let mut entries = vec![("tracking_event", event_entry(Some(offer_id)))];
-    let in_order = status_at.is_none_or(|at| event.occurred_at >= at);
-    if let Some((next, job)) = current.apply(event.status).filter(|_| in_order) {
-        sqlx::query(
-            "UPDATE offers SET status = $2, status_at = $3, updated_at = now() WHERE id = $1",
-        )
-        .bind(offer_id)
-        .bind(next.as_str())
-        .bind(event.occurred_at)
-        .execute(&mut *tx)
-        .await?;
-        entries.push((
-            "offer_status",
-            json!({ "offer_id": offer_id, "from": current.as_str(), "to": next.as_str() }),
-        ));
-        if let Some(action) = job {
-            job_enqueued =
-                queue::enqueue(&mut tx, offer_id, action, app.config.queue.max_attempts).await?;
-            if job_enqueued {
-                entries.push((
-                    "job_enqueued",
-                    json!({ "offer_id": offer_id, "action": action.as_str() }),
-                ));
-            }
-        }
-        current = next;
-    }
-    audit::append_all(&mut tx, Some(offer_id), entries).await?;
-    tx.commit().await?;
-    crate::failpoint::hit("after_event_commit");
-    tracing::info!(event_id = %event.event_id, %offer_id, status = current.as_str(), job_enqueued, "tracking event recorded");
-    Ok(Recorded::Accepted {
-        event_id,
-        offer_id,
-        status: current,
-        job_enqueued,
-    })
 }

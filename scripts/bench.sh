@@ -7,8 +7,11 @@
 #   - the job queue: no-op jobs through the relayer's queue with 1, 2, 4 workers, and the same
 #     workload on graphile-worker (npm);
 #   - a soak: webhooks at half the best measured rate for SOAK_SECS (default 600), errors and the
-#     relayer's memory.
-# Nothing here is a test: figures only. Takes ~15 minutes with the default soak.
+#     relayer's memory;
+#   - the release pipeline on solana-test-validator: PIPELINE_OFFERS (default 100) signed
+#     "delivered" webhooks to the relayer's KMS-signed approval confirmed, one at a time and in a
+#     burst, beside the node's own send-to-confirmed time (bench pipeline).
+# Nothing here is a test: figures only. Takes ~25 minutes with the default soak.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -18,6 +21,10 @@ admin=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 events=${INGEST_EVENTS:-6000}
 jobs=${QUEUE_JOBS:-5000}
 soak_secs=${SOAK_SECS:-600}
+pipeline_offers=${PIPELINE_OFFERS:-100}
+# A job holds its worker until its transaction confirms (~1 s here): workers overlap those waits.
+# The relayer's default is 2, gentle on rate-limited public RPC nodes.
+pipeline_workers=${PIPELINE_WORKERS:-8}
 out=bench/RESULTS.md
 
 echo "== building (profile bench-build: release optimizations without fat LTO)"
@@ -25,6 +32,10 @@ cargo build --quiet --locked --profile bench-build -p escrow-bench -p relayer --
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 bench=$target/bench-build/bench
 relayer=$target/bench-build/relayer
+echo "== the program, solana-test-validator and OpenBao (installed once, then cached)"
+SKIP_IDL=1 scripts/build-program.sh
+validator=$(scripts/localnet.sh install)
+scripts/openbao.sh install >/dev/null
 command -v pgbench >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-contrib >/dev/null; }
 (cd bench/peers/graphile && npm ci --no-audit --no-fund --prefer-offline --loglevel=error >/dev/null)
 ensure_postgres "$admin"
@@ -32,8 +43,11 @@ ensure_postgres "$admin"
 work=$(mktemp -d)
 dbs=()
 relayer_pid=""
+export LOCALNET_DIR=$work OPENBAO_PIDFILE=$work/openbao.pid
 cleanup() {
   if [ -n "$relayer_pid" ]; then kill "$relayer_pid" 2>/dev/null || true; wait "$relayer_pid" 2>/dev/null || true; fi
+  SOLANA_TEST_VALIDATOR=$validator scripts/localnet.sh stop
+  scripts/openbao.sh stop
   for db in "${dbs[@]}"; do psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
   rm -rf "$work"
 }
@@ -48,12 +62,13 @@ fresh_db() { # name -> URL of a new database
 }
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 fmt() { python3 -c 'import sys; print(f"{float(sys.argv[1]):,.{int(sys.argv[2])}f}")' "$1" "$2"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ratio() { python3 -c 'import sys; print(f"{float(sys.argv[1]) / float(sys.argv[2]):.2f}")' "$1" "$2"; }
 
 echo "== webhook ingest vs pgbench"
 ingest_db=$(fresh_db ingest)
 secret=$(openssl rand -hex 32)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 DATABASE_URL=$ingest_db "$relayer" migrate
 DATABASE_URL=$ingest_db TRACKING_HMAC_SECRET=$secret ACCESS_JWT_SECRET=$(openssl rand -hex 32) \
   BIND_ADDR=127.0.0.1:$port WEBHOOK_RATE_LIMIT_PER_MINUTE=1000000000 RUST_LOG=error \
@@ -90,6 +105,27 @@ for w in 1 2 4; do
   queue_rows+="| $w | $(fmt "$(field "$r" per_second)" 0) | $(fmt "$(field "$r" max_lag_s)" 1) | $(fmt "$(field "$g" per_second)" 0) | $(fmt "$(field "$g" max_lag_s)" 1) | $(ratio "$(field "$r" per_second)" "$(field "$g" per_second)") |"$'\n'
 done
 
+echo "== release pipeline on solana-test-validator ($pipeline_offers offers one at a time, then $pipeline_offers at once)"
+# Its own validator and dev OpenBao (in $work), a fresh database, `relayer serve` executing.
+rpc=$(SOLANA_TEST_VALIDATOR=$validator LOCALNET_RPC_PORT=$(free_port) scripts/localnet.sh start)
+eval "$(OPENBAO_ADDR=127.0.0.1:$(free_port) OPENBAO_DEV_TOKEN=$(openssl rand -hex 16) scripts/openbao.sh start)"
+pipeline_db=$(fresh_db pipeline)
+jwt_secret=$(openssl rand -hex 32)
+DATABASE_URL=$pipeline_db "$relayer" migrate
+address=$("$relayer" signer check | sed -n 's/^address: //p')
+port=$(free_port)
+DATABASE_URL=$pipeline_db TRACKING_HMAC_SECRET=$secret ACCESS_JWT_SECRET=$jwt_secret \
+  BIND_ADDR=127.0.0.1:$port WEBHOOK_RATE_LIMIT_PER_MINUTE=1000000000 RUST_LOG=warn \
+  CLUSTER=$rpc OPENCLAW_EXECUTE=true RELAYER_ADDRESS=$address WORKERS=$pipeline_workers \
+  "$relayer" serve >"$work/relayer-pipeline.log" 2>&1 &
+relayer_pid=$!
+until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.2; done
+pipeline=$("$bench" pipeline --rpc-url "$rpc" --relayer-url "http://127.0.0.1:$port" --database-url "$pipeline_db" \
+  --secret "$secret" --jwt-secret "$jwt_secret" --relayer "$address" --offers "$pipeline_offers")
+kill "$relayer_pid"; wait "$relayer_pid" 2>/dev/null || true; relayer_pid=""
+ms() { fmt "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]][sys.argv[3]])' "$pipeline" "$1" "$2")" 0; }
+echo "   one at a time p50 $(ms one_at_a_time p50_ms) ms; the node alone p50 $(ms floor p50_ms) ms"
+
 machine="$(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(free -g | awk '/Mem:/ {print $2}') GiB, $(psql "$admin" -Atc 'SHOW server_version' | cut -d' ' -f1) Postgres (local, default settings), $(date -u +%Y-%m-%d)"
 {
   echo "# Benchmarks"
@@ -111,6 +147,18 @@ machine="$(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -
   echo "| workers | relayer jobs/s | relayer max lag s | graphile-worker jobs/s | graphile-worker max lag s | ratio |"
   echo "|---:|---:|---:|---:|---:|---:|"
   printf '%s' "$queue_rows"
+  echo
+  echo "## Release pipeline (solana-test-validator, OpenBao Transit signer, WORKERS=$pipeline_workers, CONFIRM_POLL_MS default; $(field "$pipeline" offers) offers per row)"
+  echo
+  echo "From the relayer's answer to a signed \"delivered\" webhook until it has seen its approval confirmed. The node alone: a transfer signed in-process, sent, and polled every 10 ms until confirmed."
+  echo
+  echo "| | p50 ms | p99 ms | max ms |"
+  echo "|---|---:|---:|---:|"
+  echo "| relayer, one webhook at a time | $(ms one_at_a_time p50_ms) | $(ms one_at_a_time p99_ms) | $(ms one_at_a_time max_ms) |"
+  echo "| relayer, all webhooks at once (done in $(fmt "$(field "$pipeline" burst_seconds)" 1) s) | $(ms burst p50_ms) | $(ms burst p99_ms) | $(ms burst max_ms) |"
+  echo "| the node alone | $(ms floor p50_ms) | $(ms floor p99_ms) | $(ms floor max_ms) |"
+  echo
+  echo "Approvals by the relayer found on-chain afterwards: $(field "$pipeline" approvals_on_chain) of $(field "$pipeline" escrows) escrows."
 } >"$out"
 echo
 cat "$out"

@@ -6,9 +6,11 @@ pub mod rpc;
 
 use std::{future::Future, pin::Pin};
 
-use anchor_lang::prelude::Pubkey;
+use anchor_lang::{prelude::Pubkey, solana_program::instruction::Instruction};
 use solana_hash::Hash;
+use solana_keypair::Keypair;
 use solana_signature::Signature;
+use solana_signer::Signer;
 use solana_transaction::Transaction;
 
 pub type ChainFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ChainError>> + Send + 'a>>;
@@ -110,6 +112,44 @@ pub async fn send_and_confirm(
     poll: std::time::Duration,
 ) -> Result<Signature, ConfirmError> {
     let signature = chain.send(tx).await?;
+    confirm(chain, signature, last_valid_block_height, poll).await
+}
+
+/// Signs `ixs` on a fresh blockhash (the first signer pays), sends and confirms them.
+pub async fn sign_send_and_confirm(
+    chain: &dyn Chain,
+    ixs: &[Instruction],
+    signers: &[&Keypair],
+    poll: std::time::Duration,
+) -> Result<Signature, ConfirmError> {
+    let payer = signers
+        .first()
+        .map(|s| s.pubkey())
+        .ok_or_else(|| ChainError::Rejected("no signer to pay the fee".into()))?;
+    let blockhash = chain.latest_blockhash().await?;
+    let tx = Transaction::new_signed_with_payer(ixs, Some(&payer), signers, blockhash.hash);
+    send_and_confirm(chain, &tx, blockhash.last_valid_block_height, poll).await
+}
+
+/// Asks the faucet for lamports and waits until they land (development clusters only).
+pub async fn airdrop_and_confirm(
+    chain: &dyn Chain,
+    to: &Pubkey,
+    lamports: u64,
+    poll: std::time::Duration,
+) -> Result<Signature, ConfirmError> {
+    // The faucet signs on a blockhash at least this recent: its transaction expires no earlier.
+    let last_valid = chain.latest_blockhash().await?.last_valid_block_height;
+    let signature = chain.airdrop(to, lamports).await?;
+    confirm(chain, signature, last_valid, poll).await
+}
+
+async fn confirm(
+    chain: &dyn Chain,
+    signature: Signature,
+    last_valid_block_height: u64,
+    poll: std::time::Duration,
+) -> Result<Signature, ConfirmError> {
     loop {
         match chain.status(&signature).await? {
             TxStatus::Landed { err: None } => return Ok(signature),

@@ -2,7 +2,7 @@
 //! wallet does with a transaction an Action hands it.
 use anchor_lang::{
     prelude::{Pubkey, Rent},
-    solana_program::{instruction::Instruction, system_instruction},
+    solana_program::system_instruction,
     AccountDeserialize,
 };
 use anchor_spl::{
@@ -14,7 +14,7 @@ use anchor_spl::{
 };
 use anyhow::Context;
 use base64::Engine;
-use escrow_chain::{send_and_confirm, Chain, TxStatus};
+use escrow_chain::{airdrop_and_confirm, send_and_confirm, sign_send_and_confirm, Chain};
 use serde_json::Value;
 use solana_keypair::Keypair;
 use solana_signer::Signer;
@@ -60,7 +60,7 @@ pub async fn market(
         wallets.issuer.pubkey(),
         *relayer,
     ] {
-        airdrop(chain, &who, 2_000_000_000).await?;
+        airdrop_and_confirm(chain, &who, 2_000_000_000, POLL).await?;
     }
     let mint = Keypair::new();
     let issuer = wallets.issuer.pubkey();
@@ -93,7 +93,7 @@ pub async fn market(
             buyer_funds,
         )?,
     ];
-    send(chain, &ixs, &[&wallets.issuer, &mint]).await?;
+    sign_send_and_confirm(chain, &ixs, &[&wallets.issuer, &mint], POLL).await?;
     Ok(Deal {
         mint: mint.pubkey(),
     })
@@ -102,29 +102,6 @@ pub async fn market(
 /// Where a wallet keeps its tokens of the deal's mint.
 pub fn wallet_token(owner: &Pubkey, deal: &Deal) -> Pubkey {
     get_associated_token_address_with_program_id(owner, &deal.mint, &TOKEN)
-}
-
-async fn airdrop(chain: &dyn Chain, to: &Pubkey, lamports: u64) -> anyhow::Result<()> {
-    let signature = chain.airdrop(to, lamports).await?;
-    for _ in 0..150 {
-        if let TxStatus::Landed { .. } = chain.status(&signature).await? {
-            return Ok(());
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    anyhow::bail!("the airdrop to {to} did not land within 30 s")
-}
-
-async fn send(chain: &dyn Chain, ixs: &[Instruction], signers: &[&Keypair]) -> anyhow::Result<()> {
-    let blockhash = chain.latest_blockhash().await?;
-    let tx = Transaction::new_signed_with_payer(
-        ixs,
-        Some(&signers[0].pubkey()),
-        signers,
-        blockhash.hash,
-    );
-    send_and_confirm(chain, &tx, blockhash.last_valid_block_height, POLL).await?;
-    Ok(())
 }
 
 /// Decodes an Action's transaction, signs it with the wallet's key, sends it, waits for it.

@@ -43,6 +43,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("SIGNER_KEYPAIR_FILE", "with SIGNER_MODE=local: a Solana keypair file (refused with OPENCLAW_EXECUTE=true)"),
     ("CLUSTER", "localnet, devnet, mainnet-beta or an RPC URL: workers act on-chain (simulating unless OPENCLAW_EXECUTE=true); unset: record only"),
     ("PRIORITY_FEE_MICRO_LAMPORTS", "priority fee per compute unit for the relayer's transactions (default 0)"),
+    ("CONFIRM_POLL_MS", "how often a sent transaction's status is asked of the node until it confirms (default 100; one RPC call each, so raise it on a rate-limited RPC)"),
     ("RECONCILE_INTERVAL_SECS", "how often the watchtower compares offers with the chain (default 30)"),
     ("SECRETS_VAULT_KV", "read TRACKING_HMAC_SECRET, ACCESS_JWT_SECRET(_PREVIOUS) from this Vault/OpenBao KV v2 secret, <mount>/<path> (e.g. secret/openclaw/relayer), with VAULT_URL and VAULT_TOKEN(_FILE); re-read for rotation"),
     ("SECRETS_REFRESH_SECS", "how often SECRETS_VAULT_KV is re-read (default 60)"),
@@ -472,6 +473,37 @@ mod tests {
     }
 
     #[test]
+    fn chain_settings_have_defaults_and_name_bad_values() {
+        let chain = |extra: &[(&'static str, &'static str)]| {
+            let vars: Vec<(&str, &str)> = extra
+                .iter()
+                .copied()
+                .chain([("CLUSTER", "localnet")])
+                .collect();
+            let result = env(&vars).chain();
+            result
+        };
+        let c = chain(&[]).unwrap().expect("CLUSTER is set");
+        assert_eq!(c.confirm_poll, Duration::from_millis(100));
+        assert_eq!(c.reconcile_interval, Duration::from_secs(30));
+        for (var, value) in [
+            ("CONFIRM_POLL_MS", "5"),
+            ("CONFIRM_POLL_MS", "soon"),
+            ("RECONCILE_INTERVAL_SECS", "0"),
+        ] {
+            assert_eq!(
+                chain(&[(var, value)]).unwrap_err().var,
+                var,
+                "{var}={value}"
+            );
+        }
+        assert!(
+            env(&[]).chain().unwrap().is_none(),
+            "no CLUSTER: record only"
+        );
+    }
+
+    #[test]
     fn several_tracking_secrets_and_standard_webhooks_secrets() {
         let c = with(&[(
             "TRACKING_HMAC_SECRET",
@@ -494,6 +526,7 @@ pub struct ChainSettings {
     pub cluster: String,
     pub priority_fee_micro_lamports: u64,
     pub reconcile_interval: Duration,
+    pub confirm_poll: Duration,
 }
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
@@ -508,6 +541,13 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 problem: "must be at least 1".into(),
             });
         }
+        let confirm_poll_ms: u64 = self.parsed("CONFIRM_POLL_MS", 100, "milliseconds")?;
+        if !(10..=10_000).contains(&confirm_poll_ms) {
+            return Err(ConfigError {
+                var: "CONFIRM_POLL_MS",
+                problem: "must be between 10 and 10000".into(),
+            });
+        }
         Ok(Some(ChainSettings {
             cluster,
             priority_fee_micro_lamports: self.parsed(
@@ -516,6 +556,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 "micro-lamports per compute unit",
             )?,
             reconcile_interval: Duration::from_secs(reconcile_secs),
+            confirm_poll: Duration::from_millis(confirm_poll_ms),
         }))
     }
 }

@@ -469,16 +469,25 @@ impl ChainExecutor {
         }
     }
 
-    /// Polls a signature within the confirm window.
+    /// Polls a signature within the confirm window. Its status is asked every `poll`; the block
+    /// height, which only tells whether it expired (a minute or more away), at most once a
+    /// second, so a short poll costs one RPC call per tick.
     async fn wait_for(&self, signature: &Signature, last_valid: u64) -> Result<Landed, JobError> {
+        const HEIGHT_EVERY: Duration = Duration::from_secs(1);
         let deadline = tokio::time::Instant::now() + self.config.confirm_window;
+        let mut height_due = tokio::time::Instant::now();
         loop {
             match self.chain.status(signature).await? {
                 TxStatus::Landed { err: None } => return Ok(Landed::Ok),
                 TxStatus::Landed { err: Some(e) } => return Ok(Landed::Failed(e)),
                 TxStatus::Unknown => {}
             }
-            if self.chain.block_height().await? > last_valid {
+            let now = tokio::time::Instant::now();
+            let check_height = now >= height_due || now >= deadline;
+            if check_height {
+                height_due = now + HEIGHT_EVERY;
+            }
+            if check_height && self.chain.block_height().await? > last_valid {
                 // One last look: it may have landed in the final valid block.
                 return Ok(match self.chain.status(signature).await? {
                     TxStatus::Landed { err: None } => Landed::Ok,

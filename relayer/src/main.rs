@@ -192,7 +192,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         config: ExecutorConfig {
                             execute: config.execute,
                             confirm_window: std::time::Duration::from_secs(60),
-                            poll: std::time::Duration::from_millis(500),
+                            poll: chain_settings.confirm_poll,
                             max_attempts: config.queue.max_attempts,
                             priority_fee_micro_lamports: chain_settings.priority_fee_micro_lamports,
                         },

@@ -6,8 +6,8 @@
 #     single-row ingest here;
 #   - the job queue: no-op jobs through the relayer's queue with 1, 2, 4 workers, and the same
 #     workload on graphile-worker (npm);
-#   - a soak: webhooks at half the best measured rate for SOAK_SECS (default 600), errors and the
-#     relayer's memory;
+#   - a soak: webhooks at half the best measured rate for SOAK_SECS (default 600), spread over
+#     64 client connections, errors and the relayer's memory;
 #   - the release pipeline on solana-test-validator: PIPELINE_OFFERS (default 100) signed
 #     "delivered" webhooks to the relayer's KMS-signed approval confirmed, one at a time and in a
 #     burst, beside the node's own send-to-confirmed time (bench pipeline).
@@ -132,7 +132,7 @@ machine="$(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -
   echo
   echo "\`scripts/bench.sh\` on $machine. Load generator, relayer and Postgres share the machine."
   echo
-  echo "## Webhook ingest ($events signed events per row, distinct ids; each accepted event is one transaction: event row + audit entry)"
+  echo "## Webhook ingest ($events signed events per row, distinct ids; each accepted event is an event row and an audit entry, committed before the answer; events arriving together share a transaction)"
   echo
   echo "| concurrency | relayer events/s | p50 ms | p99 ms | p99.9 ms | accepted / committed | errors | pgbench single-row inserts/s | ratio |"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -140,7 +140,9 @@ machine="$(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -
   echo
   echo "## Soak"
   echo
-  echo "$(field "$soak" sent) webhooks at $(field "$soak" rate)/s over $(fmt "$(field "$soak" seconds)" 0) s: $(field "$soak" errors) errors; relayer RSS $(field "$soak" rss_start_kib) KiB at start, $(field "$soak" rss_end_kib) KiB at the end, $(field "$soak" rss_max_kib) KiB at most (first-tenth average $(field "$soak" rss_early_avg_kib), last-tenth $(field "$soak" rss_late_avg_kib))."
+  echo "$(field "$soak" sent) webhooks at $(field "$soak" rate)/s ($(fmt "$(field "$soak" achieved_per_second)" 0)/s achieved) from $(field "$soak" connections) connections over $(fmt "$(field "$soak" seconds)" 0) s: $(field "$soak" errors) errors; relayer RSS $(field "$soak" rss_start_kib) KiB at start, $(field "$soak" rss_end_kib) KiB at the end, $(field "$soak" rss_max_kib) KiB at most (first-tenth average $(field "$soak" rss_early_avg_kib), last-tenth $(field "$soak" rss_late_avg_kib))."
+  echo
+  echo "RSS every 10 s, MiB: $(python3 -c 'import json,sys; print(" ".join(map(str, json.loads(sys.argv[1])["rss_mib_every_10s"])))' "$soak")"
   echo
   echo "## Job queue ($jobs no-op jobs)"
   echo

@@ -93,6 +93,18 @@ pub async fn run(
     Ok(())
 }
 
+/// Open sockets of `pid`: each client connection holds buffers, so memory follows them.
+fn sockets(pid: u32) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
+        if std::fs::read_link(fd?.path()).is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+        {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// Resident memory of `pid` in KiB.
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -103,61 +115,82 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("no VmRSS for {pid}"))
 }
 
+/// Like a provider with a pool of `connections`: each connection sends its share of `rate` on
+/// its own schedule, so a slow answer delays that connection only and the relayer sees a fixed
+/// number of clients (an unbounded client opens a connection per stall and the relayer's memory
+/// then follows the connection count, not the work).
 pub async fn soak(
     url: &str,
     secret: &[u8],
     pid: u32,
     rate: u64,
     seconds: u64,
+    connections: u64,
 ) -> anyhow::Result<()> {
     let run = uuid::Uuid::new_v4().simple().to_string();
-    let http = reqwest::Client::new();
     let endpoint = format!("{url}/webhooks/tracking");
-    let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let total = rate * seconds;
-    let mut samples = vec![rss_kib(pid)?];
+    let per_connection = (rate * seconds).div_ceil(connections);
+    let period = Duration::from_secs_f64(connections as f64 / rate.max(1) as f64);
     let started = Instant::now();
-    let mut inflight = tokio::task::JoinSet::new();
-    for i in 0..total {
-        tick.tick().await;
-        let body = serde_json::json!({
-            "event_id": format!("soak-{run}-{i}"), "tracking_number": format!("1ZS{}", i % 1000),
-            "carrier": "ups", "status": "in_transit", "occurred_at": "2026-11-26T10:00:00Z",
-        })
-        .to_string();
-        let sig = tracking_signature(secret, body.as_bytes());
-        let (http, endpoint, errors) = (http.clone(), endpoint.clone(), errors.clone());
-        inflight.spawn(async move {
-            let ok = http
-                .post(&endpoint)
-                .header("X-Tracking-Signature", sig)
-                .body(body)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if !ok {
-                errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut senders = tokio::task::JoinSet::new();
+    for c in 0..connections {
+        let (endpoint, secret, run) = (endpoint.clone(), secret.to_vec(), run.clone());
+        senders.spawn(async move {
+            let http = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
+            let start = tokio::time::Instant::now() + period.mul_f64(c as f64 / connections as f64);
+            let mut tick = tokio::time::interval_at(start, period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut errors = 0u64;
+            for i in 0..per_connection {
+                tick.tick().await;
+                let body = serde_json::json!({
+                    "event_id": format!("soak-{run}-{c}-{i}"), "tracking_number": format!("1ZS{}", i % 1000),
+                    "carrier": "ups", "status": "in_transit", "occurred_at": "2026-11-26T10:00:00Z",
+                })
+                .to_string();
+                let ok = http
+                    .post(&endpoint)
+                    .header("X-Tracking-Signature", tracking_signature(&secret, body.as_bytes()))
+                    .body(body)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                errors += u64::from(!ok);
             }
+            anyhow::Ok(errors)
         });
-        while inflight.try_join_next().is_some() {}
-        if i % (rate * 10).max(1) == 0 {
-            samples.push(rss_kib(pid)?);
+    }
+    let (mut rss, mut open) = (vec![rss_kib(pid)?], vec![sockets(pid)?]);
+    let mut sample = tokio::time::interval(Duration::from_secs(10));
+    sample.tick().await;
+    let mut errors = 0;
+    loop {
+        tokio::select! {
+            done = senders.join_next() => match done {
+                Some(sent) => errors += sent??,
+                None => break,
+            },
+            _ = sample.tick() => {
+                rss.push(rss_kib(pid)?);
+                open.push(sockets(pid)?);
+            }
         }
     }
-    while inflight.join_next().await.is_some() {}
-    samples.push(rss_kib(pid)?);
-    let tenth = (samples.len() / 10).max(1);
-    let early = samples[..tenth].iter().sum::<u64>() / tenth as u64;
-    let late = samples[samples.len() - tenth..].iter().sum::<u64>() / tenth as u64;
+    let elapsed = started.elapsed().as_secs_f64();
+    rss.push(rss_kib(pid)?);
+    let tenth = (rss.len() / 10).max(1);
+    let early = rss[..tenth].iter().sum::<u64>() / tenth as u64;
+    let late = rss[rss.len() - tenth..].iter().sum::<u64>() / tenth as u64;
+    let sent = per_connection * connections;
     println!(
         "{}",
         serde_json::json!({
-            "rate": rate, "seconds": started.elapsed().as_secs_f64(), "sent": total,
-            "errors": errors.load(std::sync::atomic::Ordering::Relaxed),
-            "rss_start_kib": samples[0], "rss_end_kib": samples[samples.len() - 1],
-            "rss_max_kib": samples.iter().max(), "rss_early_avg_kib": early, "rss_late_avg_kib": late,
+            "rate": rate, "seconds": elapsed, "sent": sent, "achieved_per_second": sent as f64 / elapsed,
+            "connections": connections, "errors": errors,
+            "rss_start_kib": rss[0], "rss_end_kib": rss[rss.len() - 1],
+            "rss_max_kib": rss.iter().max(), "rss_early_avg_kib": early, "rss_late_avg_kib": late,
+            "rss_mib_every_10s": rss.iter().map(|k| k / 1024).collect::<Vec<_>>(),
+            "sockets_max": open.iter().max(),
         })
     );
     Ok(())

@@ -52,6 +52,9 @@ enum Command {
         rate: u64,
         #[arg(long)]
         seconds: u64,
+        /// Client connections the rate is spread over.
+        #[arg(long, default_value_t = 64)]
+        connections: u64,
     },
     /// The release pipeline against a running `relayer serve` that executes on `rpc_url`; one
     /// JSON line.
@@ -90,7 +93,8 @@ async fn main() -> anyhow::Result<()> {
             pid,
             rate,
             seconds,
-        } => ingest::soak(&url, secret.as_bytes(), pid, rate, seconds).await,
+            connections,
+        } => ingest::soak(&url, secret.as_bytes(), pid, rate, seconds, connections).await,
     }
 }
 

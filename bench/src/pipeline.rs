@@ -21,13 +21,7 @@ use anchor_lang::{
     solana_program::system_instruction,
     AccountDeserialize,
 };
-use anchor_spl::{
-    associated_token::{
-        get_associated_token_address_with_program_id,
-        spl_associated_token_account::instruction::create_associated_token_account_idempotent,
-    },
-    token_2022::spl_token_2022::instruction as token_ix,
-};
+use anchor_spl::associated_token::get_associated_token_address_with_program_id;
 use anyhow::{bail, ensure, Context};
 use escrow::{client, CreateArgs, Escrow, Outcome};
 use relayer::{
@@ -191,32 +185,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// A new mint, with `amount` of it in the buyer's wallet (the buyer is its authority).
 async fn fund_buyer(chain: &dyn Chain, buyer: &Keypair, amount: u64) -> anyhow::Result<Pubkey> {
     let mint = Keypair::new();
-    let ixs = [
-        system_instruction::create_account(
-            &buyer.pubkey(),
-            &mint.pubkey(),
-            Rent::default().minimum_balance(82),
-            82,
-            &TOKEN,
-        ),
-        token_ix::initialize_mint2(&TOKEN, &mint.pubkey(), &buyer.pubkey(), None, 6)?,
-        create_associated_token_account_idempotent(
-            &buyer.pubkey(),
-            &buyer.pubkey(),
-            &mint.pubkey(),
-            &TOKEN,
-        ),
-        token_ix::mint_to(
-            &TOKEN,
-            &mint.pubkey(),
-            &buyer_token(&buyer.pubkey(), &mint.pubkey()),
-            &buyer.pubkey(),
-            &[],
-            amount,
-        )?,
-    ];
+    let (buyer_key, mint_key) = (buyer.pubkey(), mint.pubkey());
+    let rent = Rent::default().minimum_balance(82);
+    let ixs = client::new_mint_with_balance(
+        &buyer_key, &mint_key, &buyer_key, 6, &buyer_key, amount, rent,
+    )?;
     sign_send_and_confirm(chain, &ixs, &[buyer, &mint], SETUP_POLL).await?;
-    Ok(mint.pubkey())
+    Ok(mint_key)
 }
 
 fn buyer_token(buyer: &Pubkey, mint: &Pubkey) -> Pubkey {

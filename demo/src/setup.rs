@@ -2,16 +2,9 @@
 //! wallet does with a transaction an Action hands it.
 use anchor_lang::{
     prelude::{Pubkey, Rent},
-    solana_program::system_instruction,
     AccountDeserialize,
 };
-use anchor_spl::{
-    associated_token::{
-        get_associated_token_address_with_program_id,
-        spl_associated_token_account::instruction::create_associated_token_account_idempotent,
-    },
-    token_2022::spl_token_2022::instruction as token_ix,
-};
+use anchor_spl::associated_token::get_associated_token_address_with_program_id;
 use anyhow::Context;
 use base64::Engine;
 use escrow_chain::{airdrop_and_confirm, send_and_confirm, sign_send_and_confirm, Chain};
@@ -22,7 +15,7 @@ use solana_transaction::Transaction;
 use std::time::Duration;
 
 const TOKEN: Pubkey = anchor_spl::token::ID;
-const MINT_LEN: u64 = 82;
+const MINT_LEN: usize = 82;
 const POLL: Duration = Duration::from_millis(200);
 
 pub struct Wallets {
@@ -64,35 +57,15 @@ pub async fn market(
     }
     let mint = Keypair::new();
     let issuer = wallets.issuer.pubkey();
-    let buyer_token = get_associated_token_address_with_program_id(
-        &wallets.buyer.pubkey(),
+    let ixs = escrow::client::new_mint_with_balance(
+        &issuer,
         &mint.pubkey(),
-        &TOKEN,
-    );
-    let ixs = [
-        system_instruction::create_account(
-            &issuer,
-            &mint.pubkey(),
-            Rent::default().minimum_balance(MINT_LEN as usize),
-            MINT_LEN,
-            &TOKEN,
-        ),
-        token_ix::initialize_mint2(&TOKEN, &mint.pubkey(), &issuer, None, decimals)?,
-        create_associated_token_account_idempotent(
-            &issuer,
-            &wallets.buyer.pubkey(),
-            &mint.pubkey(),
-            &TOKEN,
-        ),
-        token_ix::mint_to(
-            &TOKEN,
-            &mint.pubkey(),
-            &buyer_token,
-            &issuer,
-            &[],
-            buyer_funds,
-        )?,
-    ];
+        &issuer,
+        decimals,
+        &wallets.buyer.pubkey(),
+        buyer_funds,
+        Rent::default().minimum_balance(MINT_LEN),
+    )?;
     sign_send_and_confirm(chain, &ixs, &[&wallets.issuer, &mint], POLL).await?;
     Ok(Deal {
         mint: mint.pubkey(),

@@ -29,6 +29,36 @@ pub fn ui_amount(base_units: u64, decimals: u8) -> String {
     }
 }
 
+/// Setup for tests, the demo and benchmarks: a new SPL Token mint (`mint` signs, `authority`
+/// mints, `payer` pays `mint_rent`, the cluster's rent for 82 bytes) and `amount` of it in
+/// `holder`'s associated token account.
+pub fn new_mint_with_balance(
+    payer: &Pubkey,
+    mint: &Pubkey,
+    authority: &Pubkey,
+    decimals: u8,
+    holder: &Pubkey,
+    amount: u64,
+    mint_rent: u64,
+) -> Result<Vec<Instruction>, anchor_lang::prelude::ProgramError> {
+    use anchor_lang::solana_program::system_instruction;
+    use anchor_spl::{
+        associated_token::{
+            get_associated_token_address_with_program_id,
+            spl_associated_token_account::instruction::create_associated_token_account_idempotent,
+        },
+        token::ID as TOKEN,
+        token_2022::spl_token_2022::instruction as token_ix,
+    };
+    let holder_token = get_associated_token_address_with_program_id(holder, mint, &TOKEN);
+    Ok(vec![
+        system_instruction::create_account(payer, mint, mint_rent, 82, &TOKEN),
+        token_ix::initialize_mint2(&TOKEN, mint, authority, None, decimals)?,
+        create_associated_token_account_idempotent(payer, holder, mint, &TOKEN),
+        token_ix::mint_to(&TOKEN, mint, &holder_token, authority, &[], amount)?,
+    ])
+}
+
 pub fn vault_address(escrow: &Pubkey) -> (Pubkey, u8) {
     Pubkey::find_program_address(&[VAULT_SEED, escrow.as_ref()], &ID)
 }

@@ -151,8 +151,6 @@ impl Node {
         timelock_secs: u32,
         others: &[Pubkey],
     ) -> NodeDeal {
-        use anchor_spl::token_2022::spl_token_2022::instruction as token_ix;
-        use spl_associated_token_account_interface::instruction::create_associated_token_account_idempotent;
         let (buyer, seller, mint) = (Keypair::new(), Keypair::new(), Keypair::new());
         for who in [buyer.pubkey(), seller.pubkey()] {
             self.fund(&who).await;
@@ -163,36 +161,9 @@ impl Node {
             .await
             .unwrap();
         let buyer_ata = ata(&buyer.pubkey(), &mint.pubkey());
-        self.send(
-            &[
-                anchor_lang::solana_program::system_instruction::create_account(
-                    &buyer.pubkey(),
-                    &mint.pubkey(),
-                    rent,
-                    82,
-                    &TOKEN,
-                ),
-                token_ix::initialize_mint2(&TOKEN, &mint.pubkey(), &buyer.pubkey(), None, 6)
-                    .unwrap(),
-                create_associated_token_account_idempotent(
-                    &buyer.pubkey(),
-                    &buyer.pubkey(),
-                    &mint.pubkey(),
-                    &TOKEN,
-                ),
-                token_ix::mint_to(
-                    &TOKEN,
-                    &mint.pubkey(),
-                    &buyer_ata,
-                    &buyer.pubkey(),
-                    &[],
-                    5 * AMOUNT,
-                )
-                .unwrap(),
-            ],
-            &[&buyer, &mint],
-        )
-        .await;
+        let (b, m) = (buyer.pubkey(), mint.pubkey());
+        let funded = client::new_mint_with_balance(&b, &m, &b, 6, &b, 5 * AMOUNT, rent).unwrap();
+        self.send(&funded, &[&buyer, &mint]).await;
         let now = self.chain.unix_time().await.unwrap();
         let approvers = [buyer.pubkey(), seller.pubkey()]
             .into_iter()

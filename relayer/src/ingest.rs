@@ -1,4 +1,4 @@
-//! Storing verified tracking events, with group commit.
+//! Storing verified tracking events, with group commit (`crate::batch`).
 //!
 //! Each event is stored with what it implies (the offer's new status, the job to queue, the
 //! audit entries) in one transaction. The audit log's order lock is held from the append until
@@ -9,16 +9,14 @@
 //!
 //! A batch is all or nothing. When one fails for a reason other than an unreachable database,
 //! its events are stored again one per transaction, so one bad event cannot fail the others.
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
-use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
 use crate::{
     audit::{self, NewEntry},
+    batch::Batcher,
     domain::{offer::OfferStatus, tracking::TrackingEvent},
     error::is_unavailable,
     queue,
@@ -76,88 +74,71 @@ impl From<&sqlx::Error> for StoreError {
     }
 }
 
-struct Request {
-    event: TrackingEvent,
-    reply: oneshot::Sender<Result<Recorded, StoreError>>,
-}
-
 /// The handle request handlers store events through.
 #[derive(Clone)]
 pub struct Ingest {
-    requests: mpsc::Sender<Request>,
+    writers: Batcher<TrackingEvent, Result<Recorded, StoreError>>,
 }
 
 impl Ingest {
     /// Starts the writers; they stop when the last handle is dropped.
     pub fn start(pool: PgPool, max_attempts: i32) -> Self {
-        let (requests, received) = mpsc::channel(4 * MAX_BATCH);
-        let received = Arc::new(Mutex::new(received));
-        for _ in 0..WRITERS {
-            tokio::spawn(write(pool.clone(), received.clone(), max_attempts));
-        }
-        Self { requests }
+        let writers = Batcher::start(WRITERS, MAX_BATCH, move |events| {
+            write(pool.clone(), events, max_attempts)
+        });
+        Self { writers }
     }
 
     /// Stores the event; returns once it is committed (or not stored at all).
     pub async fn record(&self, event: TrackingEvent) -> Result<Recorded, StoreError> {
-        let stopped = || StoreError::Failed("the event writer stopped".into());
-        let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(Request { event, reply })
+        self.writers
+            .submit(event)
             .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+            .unwrap_or_else(|| Err(StoreError::Failed("the event writer stopped".into())))
     }
 }
 
-async fn write(pool: PgPool, received: Arc<Mutex<mpsc::Receiver<Request>>>, max_attempts: i32) {
-    loop {
-        let mut batch = {
-            let mut received = received.lock().await;
-            let Some(first) = received.recv().await else {
-                return;
-            };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match received.try_recv() {
-                    Ok(request) => batch.push(request),
-                    Err(_) => break,
-                }
-            }
-            batch
-        };
-        // Offers are locked in one order by every writer, so two batches cannot deadlock. The
-        // sort is stable: events of one shipment keep their order of arrival.
-        batch.sort_by(|a, b| {
-            (&a.event.carrier, &a.event.tracking_number)
-                .cmp(&(&b.event.carrier, &b.event.tracking_number))
-        });
-        let events: Vec<&TrackingEvent> = batch.iter().map(|r| &r.event).collect();
-        let results = match store(&pool, &events, max_attempts).await {
-            Ok(recorded) => recorded.into_iter().map(Ok).collect(),
-            Err(e) if batch.len() == 1 || is_unavailable(&e) => {
-                let e = StoreError::from(&e);
-                batch.iter().map(|_| Err(e.clone())).collect()
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, events = batch.len(), "a batch of tracking events failed; storing them one by one");
-                let mut results = Vec::with_capacity(batch.len());
-                for event in &events {
-                    results.push(
-                        store(&pool, &[event], max_attempts)
-                            .await
-                            .map(|mut one| one.remove(0))
-                            .map_err(|e| StoreError::from(&e)),
-                    );
-                }
-                results
-            }
-        };
-        for (request, result) in batch.into_iter().zip(results) {
-            // A sender that hung up has its event stored anyway; a retry finds it a duplicate.
-            let _ = request.reply.send(result);
+/// One batch, answered in the order the events came.
+async fn write(
+    pool: PgPool,
+    events: Vec<TrackingEvent>,
+    max_attempts: i32,
+) -> Vec<Result<Recorded, StoreError>> {
+    // Offers are locked in one order by every writer, so two batches cannot deadlock. The sort
+    // is stable: events of one shipment keep their order of arrival.
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    order.sort_by(|&a, &b| {
+        (&events[a].carrier, &events[a].tracking_number)
+            .cmp(&(&events[b].carrier, &events[b].tracking_number))
+    });
+    let sorted: Vec<&TrackingEvent> = order.iter().map(|&i| &events[i]).collect();
+    let results: Vec<Result<Recorded, StoreError>> = match store(&pool, &sorted, max_attempts).await
+    {
+        Ok(recorded) => recorded.into_iter().map(Ok).collect(),
+        Err(e) if sorted.len() == 1 || is_unavailable(&e) => {
+            let e = StoreError::from(&e);
+            sorted.iter().map(|_| Err(e.clone())).collect()
         }
+        Err(e) => {
+            tracing::warn!(error = %e, events = sorted.len(), "a batch of tracking events failed; storing them one by one");
+            let mut results = Vec::with_capacity(sorted.len());
+            for event in &sorted {
+                results.push(
+                    store(&pool, &[event], max_attempts)
+                        .await
+                        .map(|mut one| one.remove(0))
+                        .map_err(|e| StoreError::from(&e)),
+                );
+            }
+            results
+        }
+    };
+    let mut answers: Vec<Option<Result<Recorded, StoreError>>> =
+        (0..events.len()).map(|_| None).collect();
+    for (i, result) in order.into_iter().zip(results) {
+        answers[i] = Some(result);
     }
+    answers.into_iter().flatten().collect()
 }
 
 /// Stores `events` in one transaction, in order.

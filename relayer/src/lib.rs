@@ -3,6 +3,7 @@
 pub mod actions;
 pub mod audit;
 pub mod auth;
+pub mod batch;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -20,7 +20,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::{config::QueueConfig, domain::offer::JobAction};
+use crate::{batch::Batcher, config::QueueConfig, domain::offer::JobAction};
 
 pub const CHANNEL: &str = "jobs";
 
@@ -113,7 +113,8 @@ async fn notify(conn: &mut PgConnection) -> sqlx::Result<()> {
 ///
 /// One statement, one round trip: the dead-lettering runs as a data-modifying CTE, which
 /// Postgres executes whether or not the claim reads it. The two touch disjoint rows (attempts
-/// left or not), as one statement must.
+/// left or not), as one statement must. A job whose worker died goes first, then the oldest
+/// pending one; each is one index lookup (`COALESCE` reads the second only without the first).
 pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> sqlx::Result<Option<Job>> {
     sqlx::query_as::<_, Job>(
         "WITH dead AS (
@@ -123,13 +124,13 @@ pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> sqlx::Result
              WHERE state = 'running' AND locked_until < now() AND attempts >= max_attempts)
          UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
                 locked_until = now() + make_interval(secs => $2), updated_at = now()
-         WHERE id = (
-             SELECT id FROM jobs
-             WHERE (state = 'pending' AND run_at <= now())
-                OR (state = 'running' AND locked_until < now() AND attempts < max_attempts)
-             ORDER BY run_at, id
-             LIMIT 1
-             FOR UPDATE SKIP LOCKED)
+         WHERE id = COALESCE(
+             (SELECT id FROM jobs
+              WHERE state = 'running' AND locked_until < now() AND attempts < max_attempts
+              ORDER BY locked_until LIMIT 1 FOR UPDATE SKIP LOCKED),
+             (SELECT id FROM jobs
+              WHERE state = 'pending' AND run_at <= now()
+              ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED))
          RETURNING *",
     )
     .bind(worker)
@@ -269,10 +270,6 @@ async fn end_attempt(
     sql: &'static str,
     delay_secs: Option<f64>,
 ) -> sqlx::Result<Option<DateTime<Utc>>> {
-    let entry = crate::audit::canonical_json(&serde_json::json!({
-        "job_id": job.id, "action": job.action, "attempt": job.attempts,
-        "outcome": outcome, "detail": detail, "worker": worker,
-    }));
     sqlx::query_scalar(sql)
         .bind(job.id)
         .bind(worker)
@@ -280,10 +277,97 @@ async fn end_attempt(
         .bind(detail)
         .bind(job.attempts)
         .bind(job.updated_at)
-        .bind(entry)
+        .bind(attempt_entry(job, worker, outcome, detail))
         .bind(delay_secs)
         .fetch_optional(pool)
         .await
+}
+
+/// The audit entry of an attempt, as canonical JSON.
+fn attempt_entry(job: &Job, worker: &str, outcome: &str, detail: &str) -> String {
+    crate::audit::canonical_json(&serde_json::json!({
+        "job_id": job.id, "action": job.action, "attempt": job.attempts,
+        "outcome": outcome, "detail": detail, "worker": worker,
+    }))
+}
+
+/// A succeeded attempt, for `completions`.
+pub struct Completion {
+    pub job: Job,
+    pub worker: String,
+    pub result: String,
+}
+
+/// Group commit for succeeded attempts (`crate::batch`): completions that arrive while a batch
+/// commits go together in the next, one statement and one flush for all, each answered as
+/// `complete` would (false: the lease was lost, nothing changed).
+pub fn completions(pool: PgPool) -> Batcher<Completion, Result<bool, String>> {
+    // One writer: a batch locks its jobs in no set order, so two batches at once could deadlock.
+    Batcher::start(1, 64, move |done| complete_all(pool.clone(), done))
+}
+
+async fn complete_all(pool: PgPool, done: Vec<Completion>) -> Vec<Result<bool, String>> {
+    if done.len() > 1 {
+        match complete_batch(&pool, &done).await {
+            Ok(held) => return done.iter().map(|c| Ok(held.contains(&c.job.id))).collect(),
+            Err(e) if crate::error::is_unavailable(&e) => {
+                return done.iter().map(|_| Err(e.to_string())).collect()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, jobs = done.len(), "completing a batch of jobs failed; completing them one by one")
+            }
+        }
+    }
+    let mut answers = Vec::with_capacity(done.len());
+    for c in &done {
+        answers.push(
+            complete(&pool, &c.job, &c.worker, &c.result)
+                .await
+                .map_err(|e| e.to_string()),
+        );
+    }
+    answers
+}
+
+/// `complete` for many jobs in one statement; the ids whose lease was still held.
+async fn complete_batch(pool: &PgPool, done: &[Completion]) -> sqlx::Result<Vec<i64>> {
+    let (mut ids, mut workers, mut results, mut attempts, mut started, mut entries) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for c in done {
+        ids.push(c.job.id);
+        workers.push(c.worker.as_str());
+        results.push(c.result.as_str());
+        attempts.push(c.job.attempts);
+        started.push(c.job.updated_at);
+        entries.push(attempt_entry(&c.job, &c.worker, "succeeded", &c.result));
+    }
+    sqlx::query_scalar(
+        "WITH input AS (
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::timestamptz[], $6::text[])
+                 WITH ORDINALITY AS i (id, worker, result, attempt, started_at, entry, n)),
+         ended AS (
+             UPDATE jobs j SET state = 'succeeded', result = i.result, last_error = NULL,
+                    locked_by = NULL, locked_until = NULL, updated_at = now()
+             FROM input i WHERE j.id = i.id AND j.state = 'running' AND j.locked_by = i.worker
+             RETURNING j.id, j.offer_id),
+         attempt AS (
+             INSERT INTO job_attempts (job_id, attempt, worker, started_at, outcome, detail)
+             SELECT i.id, i.attempt, i.worker, i.started_at, 'succeeded', i.result
+             FROM input i JOIN ended e ON e.id = i.id),
+         entry AS (
+             INSERT INTO audit_log (kind, offer_id, payload)
+             SELECT 'job_attempt', e.offer_id, i.entry FROM input i JOIN ended e ON e.id = i.id
+             ORDER BY i.n)
+         SELECT id FROM ended",
+    )
+    .bind(&ids)
+    .bind(&workers)
+    .bind(&results)
+    .bind(&attempts)
+    .bind(&started)
+    .bind(&entries)
+    .fetch_all(pool)
+    .await
 }
 
 /// Gives a claimed job back without counting the attempt (graceful shutdown).

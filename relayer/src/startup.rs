@@ -169,8 +169,10 @@ impl Application {
                 wake.clone(),
                 shutdown.clone(),
             ));
+            let completions = crate::queue::completions(self.state.pool.clone());
             for i in 0..self.state.config.queue.workers {
                 let worker = Worker {
+                    completions: completions.clone(),
                     pool: self.state.pool.clone(),
                     handler: self.handler.clone(),
                     name: format!("{}-{}-{instance}-{i}", hostname(), std::process::id()),

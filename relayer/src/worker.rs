@@ -8,9 +8,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
+    batch::Batcher,
     config::QueueConfig,
     metrics::Metrics,
-    queue::{self, Failed, Job},
+    queue::{self, Completion, Failed, Job},
 };
 
 /// Longest an idle worker sleeps without a notification (covers a lost NOTIFY connection).
@@ -65,6 +66,8 @@ pub struct Worker {
     pub config: QueueConfig,
     pub metrics: Metrics,
     pub wake: Arc<Notify>,
+    /// Succeeded attempts are recorded through this (group commit), shared by the workers.
+    pub completions: Batcher<Completion, Result<bool, String>>,
 }
 
 impl Worker {
@@ -145,8 +148,15 @@ impl Worker {
         };
         drop(run);
         let recorded = match outcome {
-            Ok(result) => queue::complete(&self.pool, &job, &self.name, &result)
+            Ok(result) => self
+                .completions
+                .submit(Completion {
+                    job: job.clone(),
+                    worker: self.name.clone(),
+                    result,
+                })
                 .await
+                .unwrap_or_else(|| Err("the completion writer stopped".into()))
                 .map(|held| {
                     self.metrics
                         .job_runs
@@ -161,6 +171,7 @@ impl Worker {
             Err(JobError::NotYet { run_at, reason }) => {
                 queue::defer(&self.pool, &job, &self.name, run_at, &reason)
                     .await
+                    .map_err(|e| e.to_string())
                     .map(|held| {
                         if held {
                             tracing::info!(%reason, %run_at, "job deferred");
@@ -170,7 +181,7 @@ impl Worker {
             Err(error) => {
                 let permanent = matches!(error, JobError::Permanent(_));
                 let error = error.to_string();
-                queue::fail(&self.pool, &job, &self.name, &error, permanent, &self.config).await.map(|failed| {
+                queue::fail(&self.pool, &job, &self.name, &error, permanent, &self.config).await.map_err(|e| e.to_string()).map(|failed| {
                     self.metrics.job_runs.with_label_values(&["failed"]).inc();
                     match failed {
                         Failed::RetryAt(at) => {

@@ -375,3 +375,57 @@ async fn a_panicking_handler_counts_as_a_failed_attempt_and_the_worker_goes_on()
     .await;
     app.stop().await;
 }
+
+/// Completions from many workers are committed together (group commit), each answered as if
+/// alone: a worker that lost its lease is told so and changes nothing.
+#[tokio::test]
+async fn completions_committed_together_are_answered_one_by_one() {
+    let url = fresh_database().await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut claimed = Vec::new();
+    for i in 0..20 {
+        insert_job(&pool, 3).await;
+        let worker = format!("w{i}");
+        let job = queue::claim(&pool, &worker, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .expect("claimed");
+        claimed.push((job, worker));
+    }
+    // The first job's lease passed to another worker meanwhile.
+    sqlx::query("UPDATE jobs SET locked_by = 'new-holder' WHERE id = $1")
+        .bind(claimed[0].0.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let completions = queue::completions(pool.clone());
+    let answers = futures_util::future::join_all(claimed.iter().map(|(job, worker)| {
+        completions.submit(queue::Completion {
+            job: job.clone(),
+            worker: worker.clone(),
+            result: format!("done by {worker}"),
+        })
+    }))
+    .await;
+    let held: Vec<bool> = answers.into_iter().map(|a| a.unwrap().unwrap()).collect();
+    assert!(!held[0], "the lease was lost: nothing recorded");
+    assert!(held[1..].iter().all(|h| *h), "{held:?}");
+    assert_eq!(states(&pool).await.get("succeeded"), Some(&19));
+    assert_eq!(states(&pool).await.get("running"), Some(&1));
+    let attempts: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM job_attempts WHERE outcome = 'succeeded' AND detail = 'done by ' || worker",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(attempts, 19);
+    let entries: Vec<String> =
+        sqlx::query_scalar("SELECT payload FROM audit_log WHERE kind = 'job_attempt' ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(entries.len(), 19);
+    assert!(entries
+        .iter()
+        .all(|e| e.contains("\"outcome\":\"succeeded\"")));
+}

@@ -133,12 +133,10 @@ async fn write(
             results
         }
     };
-    let mut answers: Vec<Option<Result<Recorded, StoreError>>> =
-        (0..events.len()).map(|_| None).collect();
-    for (i, result) in order.into_iter().zip(results) {
-        answers[i] = Some(result);
-    }
-    answers.into_iter().flatten().collect()
+    // Back to the order of arrival, which is the order of the callers.
+    let mut answers: Vec<_> = order.into_iter().zip(results).collect();
+    answers.sort_by_key(|(i, _)| *i);
+    answers.into_iter().map(|(_, result)| result).collect()
 }
 
 /// Stores `events` in one transaction, in order.

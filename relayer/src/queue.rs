@@ -183,20 +183,9 @@ pub async fn heartbeat(
 
 /// Marks the job done; false when `worker` no longer held it (nothing changed).
 pub async fn complete(pool: &PgPool, job: &Job, worker: &str, result: &str) -> sqlx::Result<bool> {
-    let ended = end_attempt(
-        pool,
-        job,
-        worker,
-        "succeeded",
-        result,
-        end_attempt_sql!(
-            "UPDATE jobs SET state = 'succeeded', result = $4, last_error = NULL, locked_by = NULL,
-                    locked_until = NULL, updated_at = now()"
-        ),
-        None,
-    )
-    .await?;
-    Ok(ended.is_some())
+    Ok(!complete_batch(pool, &[(job, worker, result)])
+        .await?
+        .is_empty())
 }
 
 /// What `fail` did with the job.
@@ -220,67 +209,38 @@ pub async fn fail(
 ) -> sqlx::Result<Failed> {
     let dead = permanent || job.attempts >= job.max_attempts;
     let delay = backoff(job.attempts, cfg);
-    let ended = end_attempt(
-        pool,
-        job,
-        worker,
-        if dead { "dead" } else { "failed" },
-        error,
-        end_attempt_sql!(
-            "UPDATE jobs SET state = CASE WHEN $3 = 'dead' THEN 'dead' ELSE 'pending' END,
+    let outcome = if dead { "dead" } else { "failed" };
+    // One statement, so one round trip and one transaction: the change applies only while
+    // `worker` holds the lease, and when it did, the attempt and its audit entry go with it.
+    let ended: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "WITH ended AS (
+             UPDATE jobs SET state = CASE WHEN $3 = 'dead' THEN 'dead' ELSE 'pending' END,
                     run_at = CASE WHEN $3 = 'dead' THEN run_at ELSE now() + make_interval(secs => $8) END,
-                    last_error = $4, locked_by = NULL, locked_until = NULL, updated_at = now()"
-        ),
-        Some(delay.as_secs_f64()),
+                    last_error = $4, locked_by = NULL, locked_until = NULL, updated_at = now()
+             WHERE id = $1 AND state = 'running' AND locked_by = $2
+             RETURNING id, offer_id, run_at),
+         attempt AS (
+             INSERT INTO job_attempts (job_id, attempt, worker, started_at, outcome, detail)
+             SELECT id, $5, $2, $6, $3, $4 FROM ended),
+         entry AS (
+             INSERT INTO audit_log (kind, offer_id, payload) SELECT 'job_attempt', offer_id, $7 FROM ended)
+         SELECT run_at FROM ended",
     )
+    .bind(job.id)
+    .bind(worker)
+    .bind(outcome)
+    .bind(error)
+    .bind(job.attempts)
+    .bind(job.updated_at)
+    .bind(attempt_entry(job, worker, outcome, error))
+    .bind(delay.as_secs_f64())
+    .fetch_optional(pool)
     .await?;
     Ok(match ended {
         None => Failed::LeaseLost,
         Some(_) if dead => Failed::Dead,
         Some(run_at) => Failed::RetryAt(run_at),
     })
-}
-
-/// One statement, so one round trip and one transaction, that ends an attempt: `$set` (an
-/// `UPDATE jobs SET ...` without its WHERE; `$3` is the outcome, `$4` the detail, `$8` a delay
-/// in seconds) applies only while the worker (`$2`) holds the lease, and when it did, the
-/// attempt and its audit entry are inserted with it. Returns the job's new `run_at`, or no row
-/// when the lease was lost and nothing changed.
-macro_rules! end_attempt_sql {
-    ($set:literal) => {
-        concat!(
-            "WITH ended AS (", $set, " WHERE id = $1 AND state = 'running' AND locked_by = $2
-                            RETURNING id, offer_id, run_at),
-                  attempt AS (INSERT INTO job_attempts (job_id, attempt, worker, started_at, outcome, detail)
-                              SELECT id, $5, $2, $6, $3, $4 FROM ended),
-                  entry AS (INSERT INTO audit_log (kind, offer_id, payload)
-                            SELECT 'job_attempt', offer_id, $7 FROM ended)
-             SELECT run_at FROM ended"
-        )
-    };
-}
-use end_attempt_sql;
-
-async fn end_attempt(
-    pool: &PgPool,
-    job: &Job,
-    worker: &str,
-    outcome: &str,
-    detail: &str,
-    sql: &'static str,
-    delay_secs: Option<f64>,
-) -> sqlx::Result<Option<DateTime<Utc>>> {
-    sqlx::query_scalar(sql)
-        .bind(job.id)
-        .bind(worker)
-        .bind(outcome)
-        .bind(detail)
-        .bind(job.attempts)
-        .bind(job.updated_at)
-        .bind(attempt_entry(job, worker, outcome, detail))
-        .bind(delay_secs)
-        .fetch_optional(pool)
-        .await
 }
 
 /// The audit entry of an attempt, as canonical JSON.
@@ -307,9 +267,18 @@ pub fn completions(pool: PgPool) -> Batcher<Completion, Result<bool, String>> {
 }
 
 async fn complete_all(pool: PgPool, done: Vec<Completion>) -> Vec<Result<bool, String>> {
+    let done: Vec<(&Job, &str, &str)> = done
+        .iter()
+        .map(|c| (&c.job, c.worker.as_str(), c.result.as_str()))
+        .collect();
     if done.len() > 1 {
         match complete_batch(&pool, &done).await {
-            Ok(held) => return done.iter().map(|c| Ok(held.contains(&c.job.id))).collect(),
+            Ok(held) => {
+                return done
+                    .iter()
+                    .map(|(job, ..)| Ok(held.contains(&job.id)))
+                    .collect()
+            }
             Err(e) if crate::error::is_unavailable(&e) => {
                 return done.iter().map(|_| Err(e.to_string())).collect()
             }
@@ -319,9 +288,9 @@ async fn complete_all(pool: PgPool, done: Vec<Completion>) -> Vec<Result<bool, S
         }
     }
     let mut answers = Vec::with_capacity(done.len());
-    for c in &done {
+    for (job, worker, result) in done {
         answers.push(
-            complete(&pool, &c.job, &c.worker, &c.result)
+            complete(&pool, job, worker, result)
                 .await
                 .map_err(|e| e.to_string()),
         );
@@ -329,17 +298,19 @@ async fn complete_all(pool: PgPool, done: Vec<Completion>) -> Vec<Result<bool, S
     answers
 }
 
-/// `complete` for many jobs in one statement; the ids whose lease was still held.
-async fn complete_batch(pool: &PgPool, done: &[Completion]) -> sqlx::Result<Vec<i64>> {
+/// Marks (job, worker, result)s done in one statement, so one round trip and one transaction:
+/// each only while its worker holds the lease, with its attempt and audit entry. The ids that
+/// were still held.
+async fn complete_batch(pool: &PgPool, done: &[(&Job, &str, &str)]) -> sqlx::Result<Vec<i64>> {
     let (mut ids, mut workers, mut results, mut attempts, mut started, mut entries) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
-    for c in done {
-        ids.push(c.job.id);
-        workers.push(c.worker.as_str());
-        results.push(c.result.as_str());
-        attempts.push(c.job.attempts);
-        started.push(c.job.updated_at);
-        entries.push(attempt_entry(&c.job, &c.worker, "succeeded", &c.result));
+    for &(job, worker, result) in done {
+        ids.push(job.id);
+        workers.push(worker);
+        results.push(result);
+        attempts.push(job.attempts);
+        started.push(job.updated_at);
+        entries.push(attempt_entry(job, worker, "succeeded", result));
     }
     sqlx::query_scalar(
         "WITH input AS (

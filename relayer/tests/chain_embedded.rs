@@ -550,15 +550,7 @@ async fn an_escrow_whose_policy_differs_from_the_registered_terms_is_refused() {
             "refund_after": w.args.refund_after.max(chrono::Utc::now().timestamp() + 3_600),
         },
     });
-    let resp = app
-        .http
-        .post(app.url("/v1/offers"))
-        .bearer_auth(app.token())
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
+    app.create_offer(&body).await;
     app.webhook(&event("terms-1", "1ZE2E", "delivered")).await;
     wait_for_job(&app, "approve_release", "dead").await;
     let error = last_error(&app.pool, "approve_release").await.unwrap();

@@ -28,7 +28,7 @@ use escrow::{
     Outcome,
 };
 use relayer::{chain::Chain, domain::signature, startup::Role, worker::Simulate};
-use serde_json::{json, Value};
+use serde_json::Value;
 use solana_commitment_config::CommitmentConfig;
 use solana_signer::Signer;
 use sqlx::PgPool;
@@ -268,16 +268,11 @@ impl Serve {
     }
 
     async fn register(&self, d: &NodeDeal) {
-        let body = json!({
-            "escrow": d.deal.escrow.to_string(), "buyer": d.buyer.pubkey().to_string(),
-            "seller": d.seller.pubkey().to_string(), "mint": d.deal.mint.to_string(),
-            "amount": AMOUNT, "tracking_number": d.tracking, "carrier": "ups",
-        });
         let resp = self
             .http
             .post(format!("{}/v1/offers", self.base))
             .bearer_auth(token(JWT_SECRET, 3600))
-            .json(&body)
+            .json(&d.offer_body())
             .send()
             .await
             .unwrap();

@@ -22,7 +22,6 @@ use relayer::{
     reconcile,
     startup::Role,
 };
-use serde_json::json;
 use solana_signer::Signer;
 use support::{
     doubles::{Counting, Hanging},
@@ -86,21 +85,7 @@ fn executor(
 
 impl Relayer {
     async fn register(&self, d: &NodeDeal) {
-        let body = json!({
-            "escrow": d.deal.escrow.to_string(), "buyer": d.buyer.pubkey().to_string(),
-            "seller": d.seller.pubkey().to_string(), "mint": d.deal.mint.to_string(),
-            "amount": AMOUNT, "tracking_number": d.tracking, "carrier": "ups",
-        });
-        let resp = self
-            .app
-            .http
-            .post(self.app.url("/v1/offers"))
-            .bearer_auth(self.app.token())
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 201);
+        self.app.create_offer(&d.offer_body()).await;
     }
 
     async fn webhook(&self, d: &NodeDeal, id: &str, status: &str) {

@@ -89,20 +89,7 @@ impl Story {
             "seller": w.seller.pubkey().to_string(), "mint": w.mint.to_string(),
             "amount": AMOUNT, "tracking_number": "1ZE2E", "carrier": "ups",
         });
-        let resp = app
-            .http
-            .post(app.url("/v1/offers"))
-            .bearer_auth(app.token())
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 201);
-        resp.json::<serde_json::Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap()
+        app.create_offer(&body).await
     }
 
     /// A party signs with its own wallet, outside the relayer.

@@ -192,11 +192,16 @@ impl TestApp {
     }
 
     pub async fn register_offer(&self, tracking_number: &str) -> Uuid {
+        self.create_offer(&offer_body(tracking_number)).await
+    }
+
+    /// `POST /v1/offers` as an operator, which must answer 201; the new offer's id.
+    pub async fn create_offer(&self, body: &Value) -> Uuid {
         let resp = self
             .http
             .post(self.url("/v1/offers"))
             .bearer_auth(self.token())
-            .json(&offer_body(tracking_number))
+            .json(body)
             .send()
             .await
             .unwrap();

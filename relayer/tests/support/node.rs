@@ -235,6 +235,17 @@ impl Node {
     }
 }
 
+impl NodeDeal {
+    /// The offer a marketplace registers for this deal (`POST /v1/offers`).
+    pub fn offer_body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "escrow": self.deal.escrow.to_string(), "buyer": self.buyer.pubkey().to_string(),
+            "seller": self.seller.pubkey().to_string(), "mint": self.deal.mint.to_string(),
+            "amount": AMOUNT, "tracking_number": self.tracking, "carrier": "ups",
+        })
+    }
+}
+
 pub fn ata(owner: &Pubkey, mint: &Pubkey) -> Pubkey {
     spl_associated_token_account_interface::address::get_associated_token_address_with_program_id(
         owner, mint, &TOKEN,

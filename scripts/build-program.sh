@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build programs/escrow to a real sBPF .so (target/deploy/escrow.so) and its IDL (target/idl/escrow.json),
 # as `anchor build` would, using only Debian packages, PyPI and crates.io (no Solana platform-tools).
+# Also builds the test-only tests/event-spoofer (target/deploy/event_spoofer.so), never deployed.
 #
 # Route: Debian's rustc 1.96 (LLVM 22) compiles the program and a patched std to LLVM bitcode for a JSON
 # target with os="solana"; sbpf-linker (built against a static LLVM 23 from PyPI) links it to sBPF v3.
@@ -89,14 +90,17 @@ log "compiling programs/escrow for sBPF v3"
   # movsx/ldsx/gotox/bswap: opcodes sbpf-linker cannot emit for v3.
   export SBPF_LINKER_EXTRA="--arch=v3 --llvm-args=--bpf-stack-size=4096 --llvm-args=--disable-movsx \
 --llvm-args=--disable-ldsx --llvm-args=--disable-gotox --llvm-args=--disable-bswap $i128_bc"
+  # event-spoofer: a test-only program that logs forged escrow events (tests/event-spoofer).
   /usr/bin/cargo build --release --locked --quiet -Zjson-target-spec -Zbuild-std=std,panic_abort \
-    --target "$sbf/bpfel-solana-solana.json" --target-dir "$target_dir"
+    --target "$sbf/bpfel-solana-solana.json" --target-dir "$target_dir" -p escrow -p event-spoofer
 )
 mkdir -p "$root/target/deploy"
-cp "$target_dir/bpfel-solana-solana/release/libescrow.so" "$root/target/deploy/escrow.so"
-machine=$(od -An -tu2 -j18 -N2 "$root/target/deploy/escrow.so" | tr -d ' ')
-[ "$machine" = 247 ] || { log "error: escrow.so is not a BPF ELF (e_machine=$machine)"; exit 1; }
-log "wrote target/deploy/escrow.so ($(stat -c %s "$root/target/deploy/escrow.so") bytes, ELF machine BPF)"
+for program in escrow event_spoofer; do
+  cp "$target_dir/bpfel-solana-solana/release/lib$program.so" "$root/target/deploy/$program.so"
+  machine=$(od -An -tu2 -j18 -N2 "$root/target/deploy/$program.so" | tr -d ' ')
+  [ "$machine" = 247 ] || { log "error: $program.so is not a BPF ELF (e_machine=$machine)"; exit 1; }
+  log "wrote target/deploy/$program.so ($(stat -c %s "$root/target/deploy/$program.so") bytes, ELF machine BPF)"
+done
 
 # --- 7. IDL (host build with anchor-lang's idl-build feature) ---------------------------------------
 if [ "${SKIP_IDL:-0}" != 1 ]; then

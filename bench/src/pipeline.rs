@@ -225,16 +225,8 @@ async fn open_escrows(
                 timelock_secs: 86_400,
                 refund_after,
             };
-            let escrow = client::escrow_address(&buyer.pubkey(), id).0;
-            escrows.push(escrow);
-            let deal = client::Deal {
-                escrow,
-                buyer: buyer.pubkey(),
-                seller,
-                mint,
-                vault: client::vault_address(&escrow).0,
-                token_program: TOKEN,
-            };
+            let deal = client::Deal::before_create(&buyer.pubkey(), id, &seller, &mint, &TOKEN);
+            escrows.push(deal.escrow);
             sending.spawn(async move {
                 let ixs = [
                     client::create(&buyer.pubkey(), &mint, &TOKEN, args),

@@ -8,13 +8,15 @@ use litesvm::LiteSVM;
 use solana_signature::Signature;
 use solana_transaction::Transaction;
 
-use super::{Chain, ChainAccount, ChainError, ChainFuture, RecentBlockhash, Simulation, TxStatus};
+use super::{
+    Chain, ChainAccount, ChainError, ChainFuture, ChainTx, RecentBlockhash, Simulation, TxStatus,
+};
 
 /// Blocks a blockhash stays usable for, as on mainnet.
 const BLOCKHASH_VALIDITY: u64 = 150;
 
-/// A submitted transaction: the accounts it named and its signature.
-type Submitted = (Vec<Pubkey>, Signature);
+/// A submitted transaction: the accounts it named, its signature and the slot it ran in.
+type Submitted = (Vec<Pubkey>, Signature, u64);
 
 #[derive(Clone)]
 pub struct EmbeddedChain {
@@ -43,12 +45,13 @@ impl EmbeddedChain {
     pub fn submit(&self, tx: &Transaction) -> litesvm::types::TransactionResult {
         let mut svm = self.svm();
         let result = svm.send_transaction(tx.clone());
-        let slot = Self::slot(&svm) + 1;
-        svm.warp_to_slot(slot);
-        self.history
-            .lock()
-            .expect("history lock poisoned")
-            .push((tx.message.account_keys.clone(), tx.signatures[0]));
+        let slot = Self::slot(&svm);
+        svm.warp_to_slot(slot + 1);
+        self.history.lock().expect("history lock poisoned").push((
+            tx.message.account_keys.clone(),
+            tx.signatures[0],
+            slot,
+        ));
         result
     }
 
@@ -132,28 +135,38 @@ impl Chain for EmbeddedChain {
         })
     }
 
-    fn transaction_logs<'a>(
+    fn transactions<'a>(
         &'a self,
         address: &'a Pubkey,
         limit: usize,
-    ) -> ChainFuture<'a, Vec<Vec<String>>> {
+    ) -> ChainFuture<'a, Vec<ChainTx>> {
         Box::pin(async move {
-            let signatures: Vec<Signature> = self
+            let named: Vec<(Signature, u64)> = self
                 .history
                 .lock()
                 .expect("history lock poisoned")
                 .iter()
                 .rev()
-                .filter(|(accounts, _)| accounts.contains(address))
-                .map(|(_, signature)| *signature)
+                .filter(|(accounts, ..)| accounts.contains(address))
+                .map(|(_, signature, slot)| (*signature, *slot))
                 .take(limit)
                 .collect();
             let svm = self.svm();
-            Ok(signatures
-                .iter()
-                .filter_map(|s| match svm.get_transaction(s)? {
-                    Ok(meta) => Some(meta.logs.clone()),
-                    Err(failed) => Some(failed.meta.logs.clone()),
+            Ok(named
+                .into_iter()
+                .filter_map(|(signature, slot)| {
+                    let (err, logs) = match svm.get_transaction(&signature)? {
+                        Ok(meta) => (None, meta.logs.clone()),
+                        Err(failed) => {
+                            (Some(format!("{:?}", failed.err)), failed.meta.logs.clone())
+                        }
+                    };
+                    Some(ChainTx {
+                        signature,
+                        slot,
+                        err,
+                        logs,
+                    })
                 })
                 .collect())
         })

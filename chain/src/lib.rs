@@ -70,6 +70,23 @@ pub fn explain_failure(err: &str, logs: &[String]) -> String {
         .unwrap_or_else(|| err.to_owned())
 }
 
+/// A transaction that touched an address, as the cluster recorded it.
+#[derive(Clone, Debug)]
+pub struct ChainTx {
+    pub signature: Signature,
+    pub slot: u64,
+    /// Why it failed, if it did: a failed transaction's logs describe changes that were rolled
+    /// back, so nothing in them happened.
+    pub err: Option<String>,
+    pub logs: Vec<String>,
+}
+
+impl ChainTx {
+    pub fn succeeded(&self) -> bool {
+        self.err.is_none()
+    }
+}
+
 /// What the cluster knows about a signature.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TxStatus {
@@ -93,14 +110,13 @@ pub trait Chain: Send + Sync + 'static {
     fn genesis_hash(&self) -> ChainFuture<'_, Hash>;
     /// Asks the cluster's faucet for lamports (development clusters only; mainnet has none).
     fn airdrop<'a>(&'a self, to: &'a Pubkey, lamports: u64) -> ChainFuture<'a, Signature>;
-    /// Log lines of up to `limit` recent transactions that touched `address`, newest first.
-    /// (The embedded chain keeps no index by address and returns recent transactions; callers
-    /// match what they decode against the address.)
-    fn transaction_logs<'a>(
+    /// Up to `limit` recent transactions that named `address`, newest first, failed ones
+    /// included (with their error).
+    fn transactions<'a>(
         &'a self,
         address: &'a Pubkey,
         limit: usize,
-    ) -> ChainFuture<'a, Vec<Vec<String>>>;
+    ) -> ChainFuture<'a, Vec<ChainTx>>;
 }
 
 /// Sends `tx` and waits until it lands or its blockhash expires, polling every `poll`.

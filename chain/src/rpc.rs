@@ -6,7 +6,9 @@ use solana_rpc_client_api::config::{RpcSendTransactionConfig, RpcSimulateTransac
 use solana_signature::Signature;
 use solana_transaction::Transaction;
 
-use super::{Chain, ChainAccount, ChainError, ChainFuture, RecentBlockhash, Simulation, TxStatus};
+use super::{
+    Chain, ChainAccount, ChainError, ChainFuture, ChainTx, RecentBlockhash, Simulation, TxStatus,
+};
 
 /// The Clock sysvar's address and the offset of `unix_timestamp` in its 40-byte layout
 /// (slot, epoch_start_timestamp, epoch, leader_schedule_epoch, unix_timestamp).
@@ -131,11 +133,11 @@ impl Chain for RpcChain {
         })
     }
 
-    fn transaction_logs<'a>(
+    fn transactions<'a>(
         &'a self,
         address: &'a Pubkey,
         limit: usize,
-    ) -> ChainFuture<'a, Vec<Vec<String>>> {
+    ) -> ChainFuture<'a, Vec<ChainTx>> {
         Box::pin(async move {
             use solana_rpc_client::rpc_client::GetConfirmedSignaturesForAddress2Config;
             use solana_rpc_client_api::config::RpcTransactionConfig;
@@ -150,7 +152,7 @@ impl Chain for RpcChain {
                 .get_signatures_for_address_with_config(address, config)
                 .await
                 .map_err(unavailable)?;
-            let mut logs = Vec::with_capacity(signatures.len());
+            let mut txs = Vec::with_capacity(signatures.len());
             for entry in signatures {
                 let signature: Signature = entry.signature.parse().map_err(unavailable)?;
                 let config = RpcTransactionConfig {
@@ -163,14 +165,19 @@ impl Chain for RpcChain {
                     .get_transaction_with_config(&signature, config)
                     .await
                     .map_err(unavailable)?;
-                let lines: Option<Vec<String>> = tx
-                    .transaction
-                    .meta
-                    .map(|m| m.log_messages.into())
-                    .unwrap_or_default();
-                logs.push(lines.unwrap_or_default());
+                // Without its status meta, a transaction cannot be shown to have succeeded.
+                let Some(meta) = tx.transaction.meta else {
+                    continue;
+                };
+                let logs: Option<Vec<String>> = meta.log_messages.into();
+                txs.push(ChainTx {
+                    signature,
+                    slot: tx.slot,
+                    err: meta.err.map(|e| format!("{e:?}")),
+                    logs: logs.unwrap_or_default(),
+                });
             }
-            Ok(logs)
+            Ok(txs)
         })
     }
 

@@ -60,26 +60,39 @@ pub enum Command {
     },
     /// Approve an outcome as one of the escrow's approvers
     Approve {
-        escrow: Pubkey,
+        #[command(flatten)]
+        deal: DealArg,
         #[arg(long, value_enum, default_value_t = OutcomeArg::Release)]
         outcome: OutcomeArg,
     },
     /// Withdraw your approval of an outcome
     Revoke {
-        escrow: Pubkey,
+        #[command(flatten)]
+        deal: DealArg,
         #[arg(long, value_enum, default_value_t = OutcomeArg::Release)]
         outcome: OutcomeArg,
     },
     /// As buyer or seller, dispute the scheduled outcome within its window
-    Dispute { escrow: Pubkey },
+    Dispute(DealArg),
     /// Pay the seller once a scheduled release is due (anyone may send it)
-    Release { escrow: Pubkey },
+    Release(DealArg),
     /// Return the deposit to the buyer when a refund is due
-    Refund { escrow: Pubkey },
+    Refund(DealArg),
     /// As buyer, close an escrow you have not funded
     Cancel { escrow: Pubkey },
     /// Show an escrow: parties, policy, approvals, schedule
     Show { escrow: Pubkey },
+}
+
+/// An existing deal. Its address is reused once it closes, so what you sign names the deal by
+/// the slot it was created in, as `escrow show` prints it.
+#[derive(Debug, Args)]
+pub struct DealArg {
+    pub escrow: Pubkey,
+    /// Sign only if the escrow is still the deal created at this slot
+    /// [default: the deal at the address now]
+    #[arg(long, value_name = "SLOT")]
+    pub created_slot: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -180,37 +193,40 @@ pub async fn run(
                 format!("deposited into {escrow}"),
             )
         }
-        Command::Approve { escrow, outcome } => {
-            let deal = deal(chain, escrow).await?;
+        Command::Approve { deal: arg, outcome } => {
+            let deal = pinned_deal(chain, arg).await?;
             let o = Outcome::from(*outcome);
             (
                 vec![deal.approve(&me, o)],
-                format!("approved {} of {escrow}", name(o)),
+                format!("approved {} of {}", name(o), named(&deal)),
             )
         }
-        Command::Revoke { escrow, outcome } => {
-            let deal = deal(chain, escrow).await?;
+        Command::Revoke { deal: arg, outcome } => {
+            let deal = pinned_deal(chain, arg).await?;
             let o = Outcome::from(*outcome);
             (
                 vec![deal.revoke(&me, o)],
-                format!("revoked your {} approval of {escrow}", name(o)),
+                format!("revoked your {} approval of {}", name(o), named(&deal)),
             )
         }
-        Command::Dispute { escrow } => {
-            let deal = deal(chain, escrow).await?;
-            (vec![deal.dispute(&me)], format!("disputed {escrow}"))
+        Command::Dispute(arg) => {
+            let deal = pinned_deal(chain, arg).await?;
+            (
+                vec![deal.dispute(&me)],
+                format!("disputed {}", named(&deal)),
+            )
         }
-        Command::Release { escrow } => {
-            let deal = deal(chain, escrow).await?;
+        Command::Release(arg) => {
+            let deal = pinned_deal(chain, arg).await?;
             let (create_ata, seller_token) = ensure_ata(&me, &deal.seller, &deal);
             let ixs = vec![create_ata, deal.release(&seller_token)];
-            (ixs, format!("released {escrow} to the seller"))
+            (ixs, format!("released {} to the seller", named(&deal)))
         }
-        Command::Refund { escrow } => {
-            let deal = deal(chain, escrow).await?;
+        Command::Refund(arg) => {
+            let deal = pinned_deal(chain, arg).await?;
             let (create_ata, buyer_token) = ensure_ata(&me, &deal.buyer, &deal);
             let ixs = vec![create_ata, deal.refund(&me, &buyer_token)];
-            (ixs, format!("refunded {escrow} to the buyer"))
+            (ixs, format!("refunded {} to the buyer", named(&deal)))
         }
         Command::Cancel { escrow } => {
             let deal = deal(chain, escrow).await?;
@@ -259,6 +275,25 @@ async fn deal(chain: &dyn Chain, escrow: &Pubkey) -> anyhow::Result<Deal> {
     Ok(Deal::from_state(*escrow, &load(chain, escrow).await?))
 }
 
+/// The deal at the address, refused when `--created-slot` names an earlier (closed) one.
+async fn pinned_deal(chain: &dyn Chain, arg: &DealArg) -> anyhow::Result<Deal> {
+    let deal = deal(chain, &arg.escrow).await?;
+    match arg.created_slot {
+        Some(slot) if slot != deal.created_slot => bail!(
+            "{} is now another deal (created at slot {}, not {slot}): the deal you meant has \
+             closed; check `escrow show {}` before signing anything for this one",
+            arg.escrow,
+            deal.created_slot,
+            arg.escrow
+        ),
+        _ => Ok(deal),
+    }
+}
+
+fn named(deal: &Deal) -> String {
+    format!("{} (created at slot {})", deal.escrow, deal.created_slot)
+}
+
 async fn create(
     chain: &dyn Chain,
     opts: &CreateOpts,
@@ -293,14 +328,7 @@ async fn create(
     let escrow = client::escrow_address(buyer, opts.id).0;
     let mut ixs = vec![client::create(buyer, &opts.mint, &token_program, args)];
     if opts.deposit {
-        let deal = Deal {
-            escrow,
-            buyer: *buyer,
-            seller: opts.seller,
-            mint: opts.mint,
-            vault: client::vault_address(&escrow).0,
-            token_program,
-        };
+        let deal = Deal::before_create(buyer, opts.id, &opts.seller, &opts.mint, &token_program);
         ixs.push(deal.deposit(&ata(buyer, &opts.mint, &token_program)));
     }
     let verb = if opts.deposit {

@@ -33,6 +33,8 @@ pub fn render(address: &Pubkey, e: &Escrow, now: i64) -> String {
     line("mint", format!("{} ({program})", e.mint));
     line("vault", e.vault.to_string());
     line("id", e.id.to_string());
+    // What signed instructions name the deal by: the address is reused once it closes.
+    line("created", format!("slot {}", e.created_slot));
     line(
         "policy",
         format!(

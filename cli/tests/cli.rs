@@ -161,7 +161,13 @@ async fn a_deal_from_create_to_release_on_the_command_line() {
     d.set_time(state.eta);
     // Anyone may crank a due release; the seller's token account is created on the way.
     let out = d.ok(&w.relayer, &format!("release {escrow}")).await;
-    assert!(out.starts_with(&format!("released {escrow} to the seller")));
+    assert!(
+        out.starts_with(&format!(
+            "released {escrow} (created at slot {}) to the seller",
+            state.created_slot
+        )),
+        "{out}"
+    );
     assert!(d.state().is_none(), "the escrow closed");
     assert_eq!(d.balance(&d.seller_token), AMOUNT);
     let gone = d
@@ -194,6 +200,7 @@ async fn dispute_refund_and_cancel_on_the_command_line() {
             w.seller.pubkey()
         )
     );
+    let cancelled = d.state().unwrap().created_slot;
     d.ok(&w.buyer, &format!("cancel {escrow}")).await;
     assert!(d.state().is_none());
 
@@ -206,6 +213,30 @@ async fn dispute_refund_and_cancel_on_the_command_line() {
     let state = d.state().unwrap();
     assert_eq!(state.status(), EscrowStatus::Funded);
     assert_eq!(state.deal_ref, [0xab; 32]);
+    let shown = d.ok(&w.seller, &format!("show {escrow}")).await;
+    assert!(
+        shown.contains(&format!("created     slot {}", state.created_slot)),
+        "{shown}"
+    );
+
+    // The same address now holds another deal: a signature pinned to the cancelled one is
+    // refused before anything is built.
+    let err = d
+        .escrow(
+            &w.buyer,
+            &format!("approve {escrow} --outcome refund --created-slot {cancelled}"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        format!(
+            "{escrow} is now another deal (created at slot {}, not {cancelled}): the deal you \
+             meant has closed; check `escrow show {escrow}` before signing anything for this one",
+            state.created_slot
+        )
+    );
+    assert_eq!(d.state().unwrap().refund_approvals, 0);
 
     let stranger = Keypair::new();
     d.chain
@@ -221,8 +252,14 @@ async fn dispute_refund_and_cancel_on_the_command_line() {
         "refused, nothing was sent: signer is not an approver of this escrow (NotAnApprover)"
     );
 
-    d.ok(&w.buyer, &format!("approve {escrow} --outcome refund"))
-        .await;
+    d.ok(
+        &w.buyer,
+        &format!(
+            "approve {escrow} --outcome refund --created-slot {}",
+            state.created_slot
+        ),
+    )
+    .await;
     d.ok(&w.arbiter, &format!("approve {escrow} --outcome refund"))
         .await;
     assert_eq!(d.state().unwrap().scheduled(), Some(Outcome::Refund));

@@ -197,6 +197,13 @@ async fn read_chain(chain: &dyn Chain, offer: &Offer) -> Result<OnChain, ActionE
         }
     };
     if let Some(state) = &escrow {
+        let bound = offer.escrow_created_slot;
+        if bound.is_some_and(|slot| i64::try_from(state.created_slot) != Ok(slot)) {
+            return Err(refused(
+                "the escrow at this address is a later deal than this offer's, which has closed; \
+                 do not sign anything for it",
+            ));
+        }
         let same = state.buyer.to_string() == offer.buyer
             && state.seller.to_string() == offer.seller
             && state.mint.to_string() == offer.mint
@@ -310,30 +317,30 @@ pub async fn build(
             let mint = parse_key(&offer.mint)?;
             let buyer_token =
                 get_associated_token_address_with_program_id(&buyer, &mint, &token_program);
-            let deal = Deal {
-                escrow: escrow_address,
-                buyer,
-                seller: parse_key(&offer.seller)?,
-                mint,
-                vault: client::vault_address(&escrow_address).0,
-                token_program,
-            };
+            let seller = parse_key(&offer.seller)?;
             let amount = u64::try_from(offer.amount).map_err(|_| refused("bad amount"))?;
             let mut ixs = Vec::with_capacity(2);
-            match &on_chain.escrow {
+            let deal = match &on_chain.escrow {
                 Some(e) if e.status() == EscrowStatus::Funded => {
                     return Err(refused("this offer is already funded"))
                 }
-                Some(_) => {}
+                Some(e) => Deal::from_state(escrow_address, e),
                 None => {
                     let id = offer.escrow_id.ok_or_else(|| refused(NO_TERMS))?;
+                    let id = u64::try_from(id).map_err(|_| refused(NO_TERMS))?;
+                    let deal = Deal::before_create(&buyer, id, &seller, &mint, &token_program);
+                    if deal.escrow != escrow_address {
+                        return Err(refused(
+                            "the offer's escrow is not the address of its terms",
+                        ));
+                    }
                     ixs.push(client::create(
                         &buyer,
                         &mint,
                         &token_program,
                         CreateArgs {
-                            id: u64::try_from(id).map_err(|_| refused(NO_TERMS))?,
-                            seller: deal.seller,
+                            id,
+                            seller,
                             amount,
                             deal_ref: deal_ref(offer.id),
                             approvers: policy.approvers.clone(),
@@ -342,8 +349,9 @@ pub async fn build(
                             refund_after: policy.refund_after,
                         },
                     ));
+                    deal
                 }
-            }
+            };
             ixs.push(deal.deposit(&buyer_token));
             let shown = on_chain.decimals.map_or_else(
                 || format!("{amount} base units"),

@@ -26,6 +26,7 @@ use serde_json::json;
 use crate::{
     audit,
     chain::{Chain, ChainError, TxStatus},
+    deal::{self, OfferKeys, OnChainTerms},
     domain::offer::JobAction,
     queue::{self, Job},
     signer::{SignerError, TxSigner},
@@ -72,23 +73,13 @@ fn db(e: sqlx::Error) -> JobError {
     JobError::Retry(format!("database: {e}"))
 }
 
-/// The offer as the job needs it.
-struct OfferKeys {
-    id: Uuid,
-    escrow: Pubkey,
-    buyer: Pubkey,
-    seller: Pubkey,
-    mint: Pubkey,
-    amount: u64,
-    /// The policy registered with the offer, when it was (see `DealTermsBody`).
-    terms: Option<Terms>,
-}
-
-struct Terms {
-    approvers: Vec<Pubkey>,
-    threshold: u8,
-    timelock_secs: u32,
-    refund_after: i64,
+impl From<deal::LoadError> for JobError {
+    fn from(e: deal::LoadError) -> Self {
+        match e {
+            deal::LoadError::Db(e) => db(e),
+            deal::LoadError::Corrupt(..) => JobError::Permanent(e.to_string()),
+        }
+    }
 }
 
 impl JobHandler for ChainExecutor {
@@ -100,9 +91,14 @@ impl JobHandler for ChainExecutor {
 impl ChainExecutor {
     async fn run_job(&self, job: &Job) -> Result<String, JobError> {
         let action = JobAction::from_str(&job.action).map_err(JobError::Permanent)?;
-        let offer = self.offer(job.offer_id).await?;
+        let mut offer = deal::load(&self.pool, job.offer_id).await?;
         if let Some(done) = self.earlier_transactions(job, &offer, action).await? {
             return Ok(done);
+        }
+        if let Some(settlement) = &offer.settlement {
+            return Ok(format!(
+                "the offer's deal has {settlement}: nothing left to do"
+            ));
         }
         let Some(account) = self.chain.account(&offer.escrow).await? else {
             return self.closed(job, &offer, action).await;
@@ -116,62 +112,36 @@ impl ChainExecutor {
         let state = Escrow::try_deserialize(&mut account.data.as_slice()).map_err(|_| {
             JobError::Permanent(format!("{} is not an escrow account", offer.escrow))
         })?;
-        check_matches(&state, &offer)?;
+        self.bind(&mut offer, &state).await?;
         let deal = Deal::from_state(offer.escrow, &state);
         let now = self.chain.unix_time().await?;
-        let ixs = match self.plan(action, &state, &deal, now).await? {
+        let ixs = match self.plan(&offer, action, &state, &deal, now).await? {
             Plan::Done(note) => return Ok(note),
             Plan::Send(ixs) => ixs,
         };
         self.submit(job, &offer, action, ixs).await
     }
 
-    async fn offer(&self, id: Uuid) -> Result<OfferKeys, JobError> {
-        type Row = (
-            String,
-            String,
-            String,
-            String,
-            i64,
-            Option<Vec<String>>,
-            Option<i16>,
-            Option<i32>,
-            Option<i64>,
-        );
-        let row: Row = sqlx::query_as(
-            "SELECT escrow, buyer, seller, mint, amount, approvers, threshold, timelock_secs,
-                    refund_after
-             FROM offers WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db)?;
-        let key = |s: &str| {
-            Pubkey::from_str(s)
-                .map_err(|_| JobError::Permanent(format!("offer {id}: bad address {s}")))
-        };
-        let terms = match (row.5, row.6, row.7, row.8) {
-            (Some(approvers), Some(threshold), Some(timelock), Some(refund_after)) => Some(Terms {
-                approvers: approvers.iter().map(|a| key(a)).collect::<Result<_, _>>()?,
-                threshold: u8::try_from(threshold)
-                    .map_err(|_| JobError::Permanent("bad threshold".into()))?,
-                timelock_secs: u32::try_from(timelock)
-                    .map_err(|_| JobError::Permanent("bad timelock".into()))?,
-                refund_after,
-            }),
-            _ => None,
-        };
-        Ok(OfferKeys {
-            terms,
-            id,
-            escrow: key(&row.0)?,
-            buyer: key(&row.1)?,
-            seller: key(&row.2)?,
-            mint: key(&row.3)?,
-            amount: u64::try_from(row.4)
-                .map_err(|_| JobError::Permanent("negative amount".into()))?,
-        })
+    /// Step 2: the escrow must be the offer's deal. An unbound offer is bound to it here, before
+    /// anything is signed for it; every instruction signed afterwards names its creation slot.
+    async fn bind(&self, offer: &mut OfferKeys, state: &Escrow) -> Result<(), JobError> {
+        if let Some(bound) = offer.created_slot.filter(|s| *s != state.created_slot) {
+            return Err(JobError::Retry(format!(
+                "escrow {} holds a later deal (created at slot {}) than the one this offer is \
+                 bound to (slot {bound}), which has closed: nothing is signed for the later deal; \
+                 the watchtower records how the bound one ended",
+                offer.escrow, state.created_slot
+            )));
+        }
+        deal::check_matches(&OnChainTerms::from(state), offer).map_err(JobError::Permanent)?;
+        if offer.created_slot.is_none() {
+            let mut conn = self.pool.acquire().await.map_err(db)?;
+            deal::bind(&mut conn, offer.id, state.created_slot)
+                .await
+                .map_err(db)?;
+            offer.created_slot = Some(state.created_slot);
+        }
+        Ok(())
     }
 
     /// Step 1: what happened to the transactions earlier attempts signed.
@@ -214,6 +184,7 @@ impl ChainExecutor {
     /// Steps 2 and 3: what this action needs, given the escrow's state.
     async fn plan(
         &self,
+        offer: &OfferKeys,
         action: JobAction,
         state: &Escrow,
         deal: &Deal,
@@ -239,7 +210,7 @@ impl ChainExecutor {
                 if state.scheduled() == Some(outcome)
                     || state.approvals(outcome) & (1 << index) != 0
                 {
-                    let note = self.queue_crank_if_scheduled(deal, state).await?;
+                    let note = self.queue_crank_if_scheduled(offer.id, state).await?;
                     return Ok(Plan::Done(format!("already approved on-chain; {note}")));
                 }
                 if state.scheduled().is_some() {
@@ -548,8 +519,10 @@ impl ChainExecutor {
                 };
                 let state = Escrow::try_deserialize(&mut account.data.as_slice())
                     .map_err(|_| JobError::Permanent("not an escrow account".into()))?;
-                self.queue_crank_if_scheduled(&Deal::from_state(offer.escrow, &state), &state)
-                    .await
+                if offer.created_slot != Some(state.created_slot) {
+                    return Ok("the escrow holds another deal since".into());
+                }
+                self.queue_crank_if_scheduled(offer.id, &state).await
             }
             JobAction::CrankRelease => self.settle(offer.id, "released").await,
             JobAction::CrankRefund => self.settle(offer.id, "refunded").await,
@@ -593,7 +566,7 @@ impl ChainExecutor {
 
     async fn settle(&self, offer: Uuid, settlement: &str) -> Result<String, JobError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        record_settlement(&mut tx, offer, settlement, "our crank")
+        deal::record_settlement(&mut tx, offer, settlement, "our crank")
             .await
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
@@ -602,19 +575,20 @@ impl ChainExecutor {
 
     pub async fn queue_crank_if_scheduled(
         &self,
-        deal: &Deal,
+        offer: Uuid,
         state: &Escrow,
     ) -> Result<String, JobError> {
-        queue_crank(&self.pool, deal.escrow, state, self.config.max_attempts)
+        queue_crank(&self.pool, offer, state, self.config.max_attempts)
             .await
             .map_err(db)
     }
 }
 
-/// Queues the crank for an escrow's scheduled outcome at its eta (once per offer and outcome).
+/// Queues the crank for the offer's deal's scheduled outcome at its eta (once per offer and
+/// outcome). `state` must be the deal the offer is bound to.
 pub async fn queue_crank(
     pool: &PgPool,
-    escrow: Pubkey,
+    offer: Uuid,
     state: &Escrow,
     max_attempts: i32,
 ) -> sqlx::Result<String> {
@@ -628,13 +602,6 @@ pub async fn queue_crank(
         .single()
         .unwrap_or_else(Utc::now);
     let mut tx = pool.begin().await?;
-    let offer: Option<Uuid> = sqlx::query_scalar("SELECT id FROM offers WHERE escrow = $1")
-        .bind(escrow.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(offer) = offer else {
-        return Ok("no offer for this escrow".into());
-    };
     let queued = queue::enqueue_crank(&mut tx, offer, action, max_attempts, eta).await?;
     if queued {
         audit::append(
@@ -651,34 +618,6 @@ pub async fn queue_crank(
     } else {
         format!("{} already queued", action.as_str())
     })
-}
-
-/// Records how an offer's escrow settled, once; `source` says who closed it.
-pub async fn record_settlement(
-    conn: &mut sqlx::PgConnection,
-    offer: Uuid,
-    settlement: &str,
-    source: &str,
-) -> sqlx::Result<()> {
-    let first = sqlx::query(
-        "UPDATE offers SET settlement = $2, updated_at = now() WHERE id = $1 AND settlement IS NULL",
-    )
-    .bind(offer)
-    .bind(settlement)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1;
-    if first {
-        audit::append(
-            conn,
-            "offer_settled",
-            Some(offer),
-            json!({ "offer_id": offer, "settlement": settlement, "source": source }),
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// Too early: run again once the chain's clock has moved `secs` on (at least a second later).
@@ -700,59 +639,6 @@ enum Landed {
     Failed(String),
     Expired,
     NotYet,
-}
-
-/// The offer and the escrow must describe the same deal, under a policy where the relayer's
-/// approval alone cannot move the money; with registered terms, exactly that policy.
-fn check_matches(state: &Escrow, offer: &OfferKeys) -> Result<(), JobError> {
-    if state.threshold < 2 {
-        return Err(JobError::Permanent(format!(
-            "escrow {} needs only {} approval: the relayer's alone would move the funds, so it \
-             does not approve escrows with a threshold below 2",
-            offer.escrow, state.threshold
-        )));
-    }
-    let terms = offer.terms.as_ref();
-    let mismatch = [
-        ("mint", state.mint != offer.mint),
-        ("buyer", state.buyer != offer.buyer),
-        ("seller", state.seller != offer.seller),
-        ("amount", state.amount != offer.amount),
-        (
-            "approvers",
-            terms.is_some_and(|t| state.approvers() != t.approvers.as_slice()),
-        ),
-        (
-            "threshold",
-            terms.is_some_and(|t| state.threshold != t.threshold),
-        ),
-        (
-            "timelock",
-            terms.is_some_and(|t| state.timelock_secs != t.timelock_secs),
-        ),
-        // A dispute moves the deadline later on-chain, never earlier.
-        (
-            "refund deadline",
-            terms.is_some_and(|t| state.refund_after < t.refund_after),
-        ),
-        (
-            "deal_ref",
-            terms.is_some() && state.deal_ref != crate::domain::offer::deal_ref(offer.id),
-        ),
-    ]
-    .into_iter()
-    .filter(|(_, differs)| *differs)
-    .map(|(field, _)| field)
-    .collect::<Vec<_>>();
-    if mismatch.is_empty() {
-        Ok(())
-    } else {
-        Err(JobError::Permanent(format!(
-            "escrow {} does not match its offer ({}): refusing to act; check the offer's registration",
-            offer.escrow,
-            mismatch.join(", ")
-        )))
-    }
 }
 
 /// Program errors that mean the work is already done.

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod batch;
 pub mod config;
 pub mod db;
+pub mod deal;
 pub mod domain;
 pub mod error;
 pub mod executor;

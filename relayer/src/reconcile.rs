@@ -1,60 +1,102 @@
-//! The watchtower: compares open offers with their escrows on-chain. When an outcome was
+//! The watchtower: compares open offers with their deals on-chain. When an outcome was
 //! scheduled by approvals other than ours (the seller's, an arbiter's), the crank for its eta
-//! is queued here, since no job of ours saw it happen.
-use std::{str::FromStr, sync::Arc, time::Duration};
+//! is queued here, since no job of ours saw it happen; when the offer's deal closed without us,
+//! how it ended is read from the deal's own events.
+//!
+//! Everything is about the deal the offer is bound to (`crate::deal`): a later deal at the same
+//! address is never cranked, and its events never settle the offer.
+use std::{sync::Arc, time::Duration};
 
-use anchor_lang::{prelude::Pubkey, AccountDeserialize};
+use anchor_lang::AccountDeserialize;
 use escrow::Escrow;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::{chain::Chain, executor::queue_crank};
+use crate::{
+    chain::Chain,
+    deal::{self, OfferKeys, OnChainTerms},
+    executor::queue_crank,
+};
 
-/// One pass over the unsettled offers; returns how many escrows were read.
+/// One pass over the unsettled offers; returns how many were looked at.
 pub async fn reconcile_once(
     pool: &PgPool,
     chain: &dyn Chain,
     max_attempts: i32,
 ) -> anyhow::Result<usize> {
-    let escrows: Vec<String> = sqlx::query_scalar(
-        "SELECT escrow FROM offers WHERE settlement IS NULL ORDER BY created_at",
-    )
-    .fetch_all(pool)
-    .await?;
-    for escrow in &escrows {
-        let address = Pubkey::from_str(escrow)?;
-        let Some(account) = chain.account(&address).await? else {
-            // Closed by someone else (our own cranks record their settlement): read how from
-            // the escrow's own events.
-            if let Some(settlement) = settlement_from_events(chain, &address).await? {
-                let mut tx = pool.begin().await?;
-                let offer: uuid::Uuid =
-                    sqlx::query_scalar("SELECT id FROM offers WHERE escrow = $1")
-                        .bind(escrow)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                crate::executor::record_settlement(
-                    &mut tx,
-                    offer,
-                    settlement,
-                    "read from the chain",
-                )
-                .await?;
-                tx.commit().await?;
-                tracing::info!(%escrow, settlement, "settlement read from the chain");
-            }
-            continue;
-        };
-        if account.owner != escrow::ID {
+    let offers = deal::unsettled(pool).await?;
+    for offer in &offers {
+        reconcile_offer(pool, chain, offer, max_attempts).await?;
+    }
+    Ok(offers.len())
+}
+
+async fn reconcile_offer(
+    pool: &PgPool,
+    chain: &dyn Chain,
+    offer: &OfferKeys,
+    max_attempts: i32,
+) -> anyhow::Result<()> {
+    let escrow = offer.escrow;
+    let open = match chain.account(&escrow).await? {
+        None => None,
+        Some(account) if account.owner != escrow::ID => {
             tracing::warn!(%escrow, "offer's escrow is not owned by the escrow program; check the registration");
-            continue;
+            return Ok(());
         }
-        if let Ok(state) = Escrow::try_deserialize(&mut account.data.as_slice()) {
-            let note = queue_crank(pool, address, &state, max_attempts).await?;
+        Some(account) => Escrow::try_deserialize(&mut account.data.as_slice()).ok(),
+    };
+    match (open, offer.created_slot) {
+        // The bound deal is open: queue the crank of whatever is scheduled on it.
+        (Some(state), Some(bound)) if state.created_slot == bound => {
+            let note = queue_crank(pool, offer.id, &state, max_attempts).await?;
             tracing::debug!(%escrow, %note, "reconciled");
         }
+        // The bound deal closed; the address is empty or holds a later deal.
+        (_, Some(bound)) => settle_from_history(pool, chain, offer, bound).await?,
+        // Not bound yet and open: bind it if it is the registered deal.
+        (Some(state), None) => match deal::check_matches(&OnChainTerms::from(&state), offer) {
+            Ok(()) => {
+                let mut conn = pool.acquire().await?;
+                deal::bind(&mut conn, offer.id, state.created_slot).await?;
+                drop(conn);
+                queue_crank(pool, offer.id, &state, max_attempts).await?;
+            }
+            Err(why) => tracing::warn!(%escrow, "{why}"),
+        },
+        // Never seen open: its creation event says which deal was the registered one.
+        (None, None) => {
+            if let Some(slot) = deal::first_matching(chain, offer).await? {
+                let mut conn = pool.acquire().await?;
+                deal::bind(&mut conn, offer.id, slot).await?;
+                drop(conn);
+                settle_from_history(pool, chain, offer, slot).await?;
+            }
+        }
     }
-    Ok(escrows.len())
+    Ok(())
+}
+
+async fn settle_from_history(
+    pool: &PgPool,
+    chain: &dyn Chain,
+    offer: &OfferKeys,
+    created_slot: u64,
+) -> anyhow::Result<()> {
+    let escrow = offer.escrow;
+    match deal::ending(chain, &escrow, created_slot).await? {
+        Some(ending) => {
+            if deal::record_ending(pool, offer.id, created_slot, ending).await? {
+                tracing::info!(%escrow, created_slot, ending = ending.as_str(), "the offer's deal ended; read from the chain");
+            }
+        }
+        None => tracing::warn!(
+            %escrow, created_slot,
+            "the offer's deal has closed but its ending is not among the escrow's last {} transactions; check the escrow's history",
+            deal::HISTORY_WINDOW
+        ),
+    }
+    Ok(())
 }
 
 /// Runs `reconcile_once` every `interval` until shutdown, and logs each stuck offer (also
@@ -81,32 +123,4 @@ pub async fn run(
             Err(e) => tracing::warn!(error = %e, "could not look for stuck offers"),
         }
     }
-}
-
-/// How a closed escrow settled, from its `Released` / `Refunded` event in recent transaction logs.
-async fn settlement_from_events(
-    chain: &dyn Chain,
-    escrow_address: &Pubkey,
-) -> anyhow::Result<Option<&'static str>> {
-    use anchor_lang::{AnchorDeserialize, Discriminator};
-    use base64::Engine;
-    use escrow::events::{Refunded, Released};
-    for logs in chain.transaction_logs(escrow_address, 20).await? {
-        for data in logs.iter().filter_map(|l| l.strip_prefix("Program data: ")) {
-            let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data) else {
-                continue;
-            };
-            let (discriminator, body) = bytes.split_at(bytes.len().min(8));
-            if discriminator == Released::DISCRIMINATOR {
-                if Released::try_from_slice(body).is_ok_and(|e| e.escrow == *escrow_address) {
-                    return Ok(Some("released"));
-                }
-            } else if discriminator == Refunded::DISCRIMINATOR
-                && Refunded::try_from_slice(body).is_ok_and(|e| e.escrow == *escrow_address)
-            {
-                return Ok(Some("refunded"));
-            }
-        }
-    }
-    Ok(None)
 }

@@ -432,3 +432,56 @@ async fn parties_approve_dispute_and_take_a_refund_from_their_wallets() {
     );
     m.app.stop().await;
 }
+
+#[tokio::test]
+async fn a_later_deal_at_the_offers_address_gets_no_transaction() {
+    let m = market().await;
+    let (offer, _) = m.register().await;
+    m.act("deposit", offer, &m.world.buyer).await;
+    // The watchtower binds the offer to the deal it sees; the seller then gives the money back.
+    relayer::reconcile::reconcile_once(&m.app.pool, &m.chain, 5)
+        .await
+        .unwrap();
+    m.act("refund", offer, &m.world.seller).await;
+    assert!(m.escrow().is_none());
+
+    // The buyer opens a new deal at the same address, outside the relayer, with the offer's own
+    // terms.
+    let w = &m.world;
+    let mut args = w.args.clone();
+    args.refund_after = m.refund_after;
+    args.deal_ref = deal_ref(offer);
+    let deal = escrow::client::Deal::before_create(
+        &w.buyer.pubkey(),
+        args.id,
+        &w.seller.pubkey(),
+        &w.mint,
+        &w.token_program,
+    );
+    let ixs = [
+        escrow::client::create(&w.buyer.pubkey(), &w.mint, &w.token_program, args),
+        deal.deposit(&m.buyer_token),
+    ];
+    // Identical terms, even: only a fresh blockhash tells the two transactions apart.
+    let blockhash = {
+        let mut svm = m.chain.svm();
+        svm.expire_blockhash();
+        svm.latest_blockhash()
+    };
+    let tx =
+        Transaction::new_signed_with_payer(&ixs, Some(&w.buyer.pubkey()), &[&w.buyer], blockhash);
+    m.chain.submit(&tx).expect("the buyer's new deal");
+    assert_eq!(m.escrow().unwrap().status(), EscrowStatus::Funded);
+
+    for (action, who) in [("approve", &w.seller), ("dispute", &w.buyer)] {
+        let (status, body) = m.post(action, offer, &who.pubkey()).await;
+        assert_eq!(status, 400, "{action}: {body}");
+        assert_eq!(
+            body["message"],
+            "the escrow at this address is a later deal than this offer's, which has closed; \
+             do not sign anything for it"
+        );
+    }
+    assert_eq!(m.escrow().unwrap().release_approvals, 0);
+    m.app.stop().await;
+}

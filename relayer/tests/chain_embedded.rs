@@ -4,10 +4,7 @@
 mod support;
 
 use std::{
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+    sync::{atomic::Ordering, Arc},
     time::Duration,
 };
 
@@ -18,7 +15,7 @@ use relayer::{reconcile, signer::TxSigner, startup::Role};
 use serde_json::json;
 use solana_signer::Signer;
 use support::{
-    doubles::Hanging,
+    doubles::Network,
     embedded::{story, story_with, Story},
     *,
 };
@@ -114,10 +111,8 @@ async fn a_verified_delivery_ends_in_a_kms_signed_release() {
 #[tokio::test]
 async fn a_relayer_killed_between_send_and_confirm_never_sends_twice() {
     let s = story().await;
-    let hanging = Arc::new(Hanging {
-        inner: Arc::new(s.chain.clone()),
-        hang_status: AtomicBool::new(true),
-    });
+    let hanging = Arc::new(Network::new(Arc::new(s.chain.clone())));
+    hanging.hang_status.store(true, Ordering::SeqCst);
     let mut cfg = config(&s.database_url);
     cfg.queue.workers = 1;
     let first = spawn(cfg.clone(), Role::All, s.executor(hanging.clone())).await;

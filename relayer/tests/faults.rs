@@ -33,7 +33,7 @@ use solana_commitment_config::CommitmentConfig;
 use solana_signer::Signer;
 use sqlx::PgPool;
 use support::{
-    doubles::Down,
+    doubles::Network,
     embedded::story,
     node::{ata, free_port, Node, NodeDeal, AMOUNT},
     postgres::PrivatePostgres,
@@ -363,7 +363,6 @@ struct History {
 
 impl History {
     async fn of(node: &Node, d: &NodeDeal) -> Self {
-        use base64::Engine;
         let escrow = d.deal.escrow;
         let failed = node
             .rpc
@@ -379,16 +378,13 @@ impl History {
             releases: 0,
             failed,
         };
-        let logs = node.chain.transaction_logs(&escrow, 50).await.unwrap();
+        let txs = node.chain.transactions(&escrow, 50).await.unwrap();
         let relayer = node.kms.pubkey();
-        for data in logs
+        for bytes in txs
             .iter()
-            .flatten()
-            .filter_map(|l| l.strip_prefix("Program data: "))
+            .filter(|tx| tx.succeeded())
+            .flat_map(|tx| escrow::event_log::emitted_by_program(&tx.logs))
         {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(data)
-                .unwrap();
             let (discriminator, mut body) = bytes.split_at(8);
             if discriminator == Approved::DISCRIMINATOR {
                 let e = Approved::deserialize(&mut body).unwrap();
@@ -588,7 +584,7 @@ async fn stored(pool: &PgPool, event_ids: &[String]) -> usize {
 #[tokio::test]
 async fn an_rpc_node_down_means_retries_then_the_approval_lands() {
     let s = story().await;
-    let node = Arc::new(Down::new(Arc::new(s.chain.clone())));
+    let node = Arc::new(Network::new(Arc::new(s.chain.clone())));
     node.down.store(true, Ordering::SeqCst);
     let mut cfg = config(&s.database_url);
     // Enough attempts that the outage ends before the attempt budget does.

@@ -8,7 +8,7 @@ mod support;
 use std::{
     process::{Command, Stdio},
     sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicUsize, Ordering},
         Arc,
     },
     time::Duration,
@@ -24,7 +24,7 @@ use relayer::{
 };
 use solana_signer::Signer;
 use support::{
-    doubles::{Counting, Hanging},
+    doubles::{Counting, Network},
     node::{ata, free_port, Node, NodeDeal, AMOUNT, TOKEN},
     *,
 };
@@ -235,10 +235,8 @@ async fn a_buyer_dispute_in_the_window_stops_the_release(node: &Node) {
 
 async fn a_relayer_killed_between_send_and_confirm_never_sends_twice(node: &Node) {
     let d = node.open_deal("1ZNODE4", 3).await;
-    let hanging = Arc::new(Hanging {
-        inner: node.chain.clone(),
-        hang_status: AtomicBool::new(true),
-    });
+    let hanging = Arc::new(Network::new(node.chain.clone()));
+    hanging.hang_status.store(true, Ordering::SeqCst);
     let first = node.relayer(hanging, 1).await;
     first.register(&d).await;
     first.webhook(&d, "n4-1", "delivered").await;

@@ -66,15 +66,14 @@ impl World {
             timelock_secs: TIMELOCK,
             refund_after: svm.now() + REFUND_AFTER,
         };
-        let escrow = client::escrow_address(&buyer.pubkey(), args.id).0;
-        let deal = Deal {
-            escrow,
-            buyer: buyer.pubkey(),
-            seller: seller.pubkey(),
-            mint,
-            vault: client::vault_address(&escrow).0,
-            token_program: *token_program,
-        };
+        // Its created_slot is known once `create` lands (see `learn_created_slot`).
+        let deal = Deal::before_create(
+            &buyer.pubkey(),
+            args.id,
+            &seller.pubkey(),
+            &mint,
+            token_program,
+        );
         Self {
             svm,
             buyer,
@@ -101,7 +100,17 @@ impl World {
 
     pub fn create(&mut self) -> TransactionResult {
         let ix = self.create_ix();
-        self.svm.send(&[ix], &[&self.buyer])
+        let result = self.svm.send(&[ix], &[&self.buyer]);
+        self.learn_created_slot();
+        result
+    }
+
+    /// Names the deal by the slot its escrow was created in, as a wallet reads it from the
+    /// account before signing anything for it.
+    pub fn learn_created_slot(&mut self) {
+        if let Some(state) = self.state() {
+            self.deal.created_slot = state.created_slot;
+        }
     }
 
     pub fn deposit(&mut self) -> TransactionResult {
@@ -113,6 +122,7 @@ impl World {
     pub fn fund(&mut self) {
         let ixs = [self.create_ix(), self.deal.deposit(&self.buyer_token)];
         self.svm.ok(&ixs, &[&self.buyer]);
+        self.learn_created_slot();
     }
 
     pub fn approve(&mut self, who: Who, outcome: Outcome) -> TransactionResult {

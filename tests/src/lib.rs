@@ -40,6 +40,11 @@ pub fn program_path() -> std::path::PathBuf {
         })
 }
 
+/// The test-only program that logs forged events (`tests/event-spoofer`), built beside the escrow.
+pub fn event_spoofer_path() -> std::path::PathBuf {
+    program_path().with_file_name("event_spoofer.so")
+}
+
 pub struct Svm {
     pub svm: LiteSVM,
     pub payer: Keypair,
@@ -70,6 +75,21 @@ impl Svm {
         world
     }
 
+    /// Loads `tests/event-spoofer` at `event_spoofer::ID`: a program that logs whatever bytes
+    /// it is given as `Program data:`, as an attacker's program would to forge escrow events.
+    pub fn load_event_spoofer(&mut self) {
+        let path = event_spoofer_path();
+        let elf = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "cannot read {} ({e}): run scripts/build-program.sh first",
+                path.display()
+            )
+        });
+        self.svm
+            .add_program(event_spoofer::ID, &elf)
+            .expect("load event_spoofer.so");
+    }
+
     pub fn now(&self) -> i64 {
         self.svm
             .get_sysvar::<anchor_lang::prelude::Clock>()
@@ -86,9 +106,25 @@ impl Svm {
         self.set_time(self.now() + secs);
     }
 
-    /// Sends `ixs` in one transaction, fee paid by the harness payer. A fresh blockhash each
-    /// time lets a test send the same instructions twice.
+    pub fn slot(&self) -> u64 {
+        self.svm.get_sysvar::<anchor_lang::prelude::Clock>().slot
+    }
+
+    /// Sends `ixs` in one transaction, fee paid by the harness payer, as its own block: the slot
+    /// moves on after it, as on a cluster where each transaction lands in a later slot than the
+    /// one before. A fresh blockhash each time lets a test send the same instructions twice.
     pub fn send(&mut self, ixs: &[Instruction], signers: &[&Keypair]) -> TransactionResult {
+        let result = self.send_in_this_slot(ixs, signers);
+        self.svm.warp_to_slot(self.slot() + 1);
+        result
+    }
+
+    /// Like `send`, but leaves the slot where it is, so the next transaction shares it.
+    pub fn send_in_this_slot(
+        &mut self,
+        ixs: &[Instruction],
+        signers: &[&Keypair],
+    ) -> TransactionResult {
         self.svm.expire_blockhash();
         let mut all: Vec<&Keypair> = vec![&self.payer];
         all.extend(

@@ -5,16 +5,9 @@ import {
   type Rpc,
   type SolanaRpcApi,
   type TransactionSigner,
-  appendTransactionMessageInstructions,
-  createTransactionMessage,
   getAddressEncoder,
-  getBase64EncodedWireTransaction,
   getProgramDerivedAddress,
   getU64Encoder,
-  pipe,
-  setTransactionMessageFeePayerSigner,
-  setTransactionMessageLifetimeUsingBlockhash,
-  signTransactionMessageWithSigners,
 } from "@solana/kit";
 import {
   ESCROW_PROGRAM_ADDRESS,
@@ -24,6 +17,7 @@ import {
   getCreateInstructionAsync,
   getDepositInstruction,
 } from "../src/generated";
+import { signInWallet } from "./wallet";
 
 export type Deal = {
   id: bigint;
@@ -80,15 +74,7 @@ export async function createAndDeposit(
     vault,
     tokenProgram: deal.tokenProgram,
   });
-  const { value: blockhash } = await rpc.getLatestBlockhash().send();
-  const message = pipe(
-    createTransactionMessage({ version: 0 }),
-    (m) => setTransactionMessageFeePayerSigner(buyer, m),
-    (m) => setTransactionMessageLifetimeUsingBlockhash(blockhash, m),
-    (m) => appendTransactionMessageInstructions([create, deposit], m),
-  );
-  const signed = await signTransactionMessageWithSigners(message);
-  return getBase64EncodedWireTransaction(signed);
+  return signInWallet(rpc, buyer, [create, deposit]);
 }
 
 /** The escrow's state once funded, or null when it does not exist (yet, or any more). */

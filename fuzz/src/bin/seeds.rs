@@ -211,6 +211,7 @@ fn instruction() -> Vec<(&'static str, Vec<u8>)> {
             "approve-release",
             ix::Approve {
                 outcome: Outcome::Release,
+                created_slot: 351_000_000,
             }
             .data(),
         ),
@@ -218,6 +219,7 @@ fn instruction() -> Vec<(&'static str, Vec<u8>)> {
             "approve-refund",
             ix::Approve {
                 outcome: Outcome::Refund,
+                created_slot: 351_000_000,
             }
             .data(),
         ),
@@ -225,6 +227,7 @@ fn instruction() -> Vec<(&'static str, Vec<u8>)> {
             "revoke-release",
             ix::Revoke {
                 outcome: Outcome::Release,
+                created_slot: 351_000_000,
             }
             .data(),
         ),
@@ -232,11 +235,12 @@ fn instruction() -> Vec<(&'static str, Vec<u8>)> {
             "revoke-refund",
             ix::Revoke {
                 outcome: Outcome::Refund,
+                created_slot: 351_000_000,
             }
             .data(),
         ),
-        ("dispute", ix::Dispute {}.data()),
-        ("release", ix::Release {}.data()),
-        ("refund", ix::Refund {}.data()),
+        ("dispute", ix::Dispute { created_slot: 7 }.data()),
+        ("release", ix::Release { created_slot: u64::MAX }.data()),
+        ("refund", ix::Refund { created_slot: 0 }.data()),
     ]
 }

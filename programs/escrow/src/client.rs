@@ -89,7 +89,9 @@ pub fn create(
     ix(accounts, instruction::Create { args })
 }
 
-/// The addresses a deal's instructions need, as recorded in its escrow account.
+/// The addresses a deal's instructions need, as recorded in its escrow account, and the slot it
+/// was created in, which names the deal in every instruction a party signs (an address is reused
+/// once a deal closes).
 #[derive(Clone, Copy, Debug)]
 pub struct Deal {
     pub escrow: Pubkey,
@@ -98,9 +100,33 @@ pub struct Deal {
     pub mint: Pubkey,
     pub vault: Pubkey,
     pub token_program: Pubkey,
+    /// 0 until the escrow exists: `deposit` and `cancel`, the only instructions that do not name
+    /// the slot, are all a wallet can build for an escrow its own transaction creates.
+    pub created_slot: u64,
 }
 
 impl Deal {
+    /// The deal `create` will open for `buyer` at `id`, before it exists: enough to build the
+    /// deposit that goes in the same transaction (its slot is not known yet).
+    pub fn before_create(
+        buyer: &Pubkey,
+        id: u64,
+        seller: &Pubkey,
+        mint: &Pubkey,
+        token_program: &Pubkey,
+    ) -> Self {
+        let escrow = escrow_address(buyer, id).0;
+        Self {
+            escrow,
+            buyer: *buyer,
+            seller: *seller,
+            mint: *mint,
+            vault: vault_address(&escrow).0,
+            token_program: *token_program,
+            created_slot: 0,
+        }
+    }
+
     pub fn from_state(escrow: Pubkey, state: &Escrow) -> Self {
         Self {
             escrow,
@@ -109,6 +135,7 @@ impl Deal {
             mint: state.mint,
             vault: state.vault,
             token_program: state.token_program,
+            created_slot: state.created_slot,
         }
     }
 
@@ -141,7 +168,13 @@ impl Deal {
             approver: *approver,
             escrow: self.escrow,
         };
-        ix(accounts, instruction::Approve { outcome })
+        ix(
+            accounts,
+            instruction::Approve {
+                outcome,
+                created_slot: self.created_slot,
+            },
+        )
     }
 
     pub fn revoke(&self, approver: &Pubkey, outcome: Outcome) -> Instruction {
@@ -149,7 +182,13 @@ impl Deal {
             approver: *approver,
             escrow: self.escrow,
         };
-        ix(accounts, instruction::Revoke { outcome })
+        ix(
+            accounts,
+            instruction::Revoke {
+                outcome,
+                created_slot: self.created_slot,
+            },
+        )
     }
 
     pub fn dispute(&self, party: &Pubkey) -> Instruction {
@@ -157,7 +196,12 @@ impl Deal {
             party: *party,
             escrow: self.escrow,
         };
-        ix(accounts, instruction::Dispute {})
+        ix(
+            accounts,
+            instruction::Dispute {
+                created_slot: self.created_slot,
+            },
+        )
     }
 
     pub fn release(&self, seller_token: &Pubkey) -> Instruction {
@@ -169,7 +213,10 @@ impl Deal {
             vault: self.vault,
             token_program: self.token_program,
         };
-        self.with_writable_mint(ix(accounts, instruction::Release {}))
+        let data = instruction::Release {
+            created_slot: self.created_slot,
+        };
+        self.with_writable_mint(ix(accounts, data))
     }
 
     pub fn refund(&self, caller: &Pubkey, buyer_token: &Pubkey) -> Instruction {
@@ -182,7 +229,10 @@ impl Deal {
             vault: self.vault,
             token_program: self.token_program,
         };
-        self.with_writable_mint(ix(accounts, instruction::Refund {}))
+        let data = instruction::Refund {
+            created_slot: self.created_slot,
+        };
+        self.with_writable_mint(ix(accounts, data))
     }
 
     /// Token-2022 vaults may hold withheld transfer fees, which the program harvests to the mint

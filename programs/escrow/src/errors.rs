@@ -92,4 +92,10 @@ pub enum EscrowError {
     RefundNotAllowed,
     #[msg("arithmetic overflow")]
     ArithmeticOverflow,
+
+    // deal identity (added last: earlier codes keep their numbers)
+    #[msg("signed for another deal at this address: created_slot does not match this escrow's")]
+    WrongDeal,
+    #[msg("an escrow cannot close in the slot it was created in; send again in the next slot")]
+    ClosedInCreationSlot,
 }

@@ -9,6 +9,8 @@ mod sbf_support;
 #[cfg(not(target_os = "solana"))]
 pub mod client;
 pub mod errors;
+#[cfg(not(target_os = "solana"))]
+pub mod event_log;
 pub mod events;
 pub mod instructions;
 pub mod mint_policy;
@@ -37,23 +39,23 @@ pub mod escrow {
         Cancel::cancel(ctx)
     }
 
-    pub fn approve(ctx: Context<Approve>, outcome: Outcome) -> Result<()> {
-        Approve::approve(ctx, outcome)
+    pub fn approve(ctx: Context<Approve>, outcome: Outcome, created_slot: u64) -> Result<()> {
+        Approve::approve(ctx, outcome, created_slot)
     }
 
-    pub fn revoke(ctx: Context<Revoke>, outcome: Outcome) -> Result<()> {
-        Revoke::revoke(ctx, outcome)
+    pub fn revoke(ctx: Context<Revoke>, outcome: Outcome, created_slot: u64) -> Result<()> {
+        Revoke::revoke(ctx, outcome, created_slot)
     }
 
-    pub fn dispute(ctx: Context<Dispute>) -> Result<()> {
-        Dispute::dispute(ctx)
+    pub fn dispute(ctx: Context<Dispute>, created_slot: u64) -> Result<()> {
+        Dispute::dispute(ctx, created_slot)
     }
 
-    pub fn release(ctx: Context<Release>) -> Result<()> {
-        Release::release(ctx)
+    pub fn release(ctx: Context<Release>, created_slot: u64) -> Result<()> {
+        Release::release(ctx, created_slot)
     }
 
-    pub fn refund(ctx: Context<Refund>) -> Result<()> {
-        Refund::refund(ctx)
+    pub fn refund(ctx: Context<Refund>, created_slot: u64) -> Result<()> {
+        Refund::refund(ctx, created_slot)
     }
 }

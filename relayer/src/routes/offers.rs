@@ -38,6 +38,11 @@ pub struct Offer {
     pub threshold: Option<i16>,
     pub timelock_secs: Option<i32>,
     pub refund_after: Option<i64>,
+    /// The creation slot of the deal at `escrow` this offer is bound to, once the relayer has
+    /// seen it (an escrow address is reused after its deal closes).
+    pub escrow_created_slot: Option<i64>,
+    /// `released` or `refunded` once that deal has settled.
+    pub settlement: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -3,6 +3,7 @@
 
 pub mod doubles;
 pub mod embedded;
+pub mod ledger;
 pub mod node;
 pub mod openbao;
 pub mod postgres;

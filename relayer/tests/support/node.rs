@@ -68,6 +68,9 @@ async fn start_validator() -> Validator {
         .args(["--dynamic-port-range", &format!("{base}-{}", base + 30)])
         .args(["--bpf-program", &escrow::ID.to_string()])
         .arg(&so)
+        // An attacker's program that logs forged escrow events (tests/event-spoofer).
+        .args(["--bpf-program", &event_spoofer::ID.to_string()])
+        .arg(escrow_tests::event_spoofer_path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -180,15 +183,8 @@ impl Node {
             timelock_secs,
             refund_after: now + 3_600,
         };
-        let escrow = client::escrow_address(&buyer.pubkey(), 1).0;
-        let deal = Deal {
-            escrow,
-            buyer: buyer.pubkey(),
-            seller: seller.pubkey(),
-            mint: mint.pubkey(),
-            vault: client::vault_address(&escrow).0,
-            token_program: TOKEN,
-        };
+        let mut deal =
+            Deal::before_create(&buyer.pubkey(), 1, &seller.pubkey(), &mint.pubkey(), &TOKEN);
         self.send(
             &[
                 client::create(&buyer.pubkey(), &mint.pubkey(), &TOKEN, args),
@@ -197,12 +193,19 @@ impl Node {
             &[&buyer],
         )
         .await;
-        NodeDeal {
+        let mut opened = NodeDeal {
             deal,
             buyer,
             seller,
             tracking: tracking.into(),
-        }
+        };
+        deal.created_slot = self
+            .escrow(&opened)
+            .await
+            .expect("escrow created")
+            .created_slot;
+        opened.deal = deal;
+        opened
     }
 
     pub async fn escrow(&self, d: &NodeDeal) -> Option<Escrow> {

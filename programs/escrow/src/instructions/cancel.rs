@@ -41,7 +41,7 @@ impl Cancel<'_> {
             escrow.status() == EscrowStatus::AwaitingDeposit,
             EscrowError::AlreadyFunded
         );
-        Ok(())
+        escrow.require_closable(Clock::get()?.slot)
     }
 
     /// The buyer withdraws an unfunded deal: the vault and the escrow close, rent goes back.
@@ -63,6 +63,7 @@ impl Cancel<'_> {
 
         emit!(events::Cancelled {
             escrow: accounts.escrow.key(),
+            created_slot: escrow.created_slot,
             buyer: escrow.buyer,
         });
         Ok(())

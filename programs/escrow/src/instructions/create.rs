@@ -89,6 +89,7 @@ impl Create<'_> {
     #[access_control(ctx.accounts.validate(&args))]
     pub fn create(ctx: Context<Self>, args: CreateArgs) -> Result<()> {
         let accounts = ctx.accounts;
+        let created_slot = Clock::get()?.slot;
         let mut escrow = accounts.escrow.load_init()?;
         escrow.buyer = accounts.buyer.key();
         escrow.seller = args.seller;
@@ -106,11 +107,13 @@ impl Create<'_> {
         escrow.threshold = args.threshold;
         escrow.status = EscrowStatus::AwaitingDeposit as u8;
         escrow.decimals = accounts.mint.decimals;
+        escrow.created_slot = created_slot;
         escrow.bump = ctx.bumps.escrow;
         escrow.vault_bump = ctx.bumps.vault;
 
         emit!(events::Created {
             escrow: accounts.escrow.key(),
+            created_slot,
             buyer: escrow.buyer,
             seller: escrow.seller,
             mint: escrow.mint,

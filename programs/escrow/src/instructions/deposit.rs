@@ -72,6 +72,7 @@ impl Deposit<'_> {
 
         emit!(events::Deposited {
             escrow: accounts.escrow.key(),
+            created_slot: escrow.created_slot,
             buyer: escrow.buyer,
             amount: escrow.amount,
             received,

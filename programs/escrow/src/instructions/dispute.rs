@@ -11,10 +11,12 @@ pub struct Dispute<'info> {
 }
 
 impl Dispute<'_> {
-    /// Cancels the outcome scheduled against the signer; a fresh threshold is then needed.
-    pub fn dispute(ctx: Context<Self>) -> Result<()> {
+    /// Cancels the outcome scheduled against the signer on the deal created at `created_slot`;
+    /// a fresh threshold is then needed.
+    pub fn dispute(ctx: Context<Self>, created_slot: u64) -> Result<()> {
         let accounts = ctx.accounts;
         let mut escrow = accounts.escrow.load_mut()?;
+        escrow.require_deal(created_slot)?;
         let signer = accounts.party.key();
         let by = if signer == escrow.buyer {
             Party::Buyer
@@ -27,6 +29,7 @@ impl Dispute<'_> {
 
         emit!(events::Disputed {
             escrow: accounts.escrow.key(),
+            created_slot,
             by,
             cancelled,
             refund_after: escrow.refund_after,

@@ -39,10 +39,15 @@ pub struct Refund<'info> {
 }
 
 impl Refund<'_> {
-    pub fn refund(ctx: Context<Self>) -> Result<()> {
+    /// Pays the vault back to the buyer of the deal created at `created_slot`. The slot matters
+    /// here as for approvals: the seller's signature alone makes a refund due.
+    pub fn refund(ctx: Context<Self>, created_slot: u64) -> Result<()> {
         let accounts = ctx.accounts;
         let escrow = accounts.escrow.load()?;
-        let reason = escrow.refund_reason(&accounts.caller.key(), Clock::get()?.unix_timestamp)?;
+        let clock = Clock::get()?;
+        escrow.require_deal(created_slot)?;
+        escrow.require_closable(clock.slot)?;
+        let reason = escrow.refund_reason(&accounts.caller.key(), clock.unix_timestamp)?;
         let amount = Payout {
             escrow: accounts.escrow.to_account_info(),
             signer_seeds: &escrow.signer_seeds(),
@@ -57,6 +62,7 @@ impl Refund<'_> {
 
         emit!(events::Refunded {
             escrow: accounts.escrow.key(),
+            created_slot,
             buyer: escrow.buyer,
             buyer_token_account: accounts.buyer_token.key(),
             amount,

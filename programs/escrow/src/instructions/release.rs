@@ -37,15 +37,17 @@ pub struct Release<'info> {
 }
 
 impl Release<'_> {
-    fn validate(&self) -> Result<()> {
-        self.escrow
-            .load()?
-            .require_release_due(Clock::get()?.unix_timestamp)
+    fn validate(&self, created_slot: u64) -> Result<()> {
+        let escrow = self.escrow.load()?;
+        let clock = Clock::get()?;
+        escrow.require_deal(created_slot)?;
+        escrow.require_closable(clock.slot)?;
+        escrow.require_release_due(clock.unix_timestamp)
     }
 
     /// Pays the vault to the seller once a scheduled release's timelock has passed.
-    #[access_control(ctx.accounts.validate())]
-    pub fn release(ctx: Context<Self>) -> Result<()> {
+    #[access_control(ctx.accounts.validate(created_slot))]
+    pub fn release(ctx: Context<Self>, created_slot: u64) -> Result<()> {
         let accounts = ctx.accounts;
         let escrow = accounts.escrow.load()?;
         let amount = Payout {
@@ -62,6 +64,7 @@ impl Release<'_> {
 
         emit!(events::Released {
             escrow: accounts.escrow.key(),
+            created_slot,
             seller: escrow.seller,
             seller_token_account: accounts.seller_token.key(),
             amount,

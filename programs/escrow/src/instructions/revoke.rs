@@ -10,15 +10,18 @@ pub struct Revoke<'info> {
 }
 
 impl Revoke<'_> {
-    /// Withdraws the signer's vote for an outcome that is not scheduled yet.
-    pub fn revoke(ctx: Context<Self>, outcome: Outcome) -> Result<()> {
+    /// Withdraws the signer's vote for an outcome that is not scheduled yet, on the deal created
+    /// at `created_slot`.
+    pub fn revoke(ctx: Context<Self>, outcome: Outcome, created_slot: u64) -> Result<()> {
         let accounts = ctx.accounts;
         let mut escrow = accounts.escrow.load_mut()?;
+        escrow.require_deal(created_slot)?;
         let approver = accounts.approver.key();
         let approvals = escrow.revoke(&approver, outcome)?;
 
         emit!(events::Revoked {
             escrow: accounts.escrow.key(),
+            created_slot,
             approver,
             outcome,
             approvals,

@@ -39,7 +39,11 @@ pub enum Party {
 /// One deal. PDA at `["escrow", buyer, id (u64 LE)]`; its token vault is the PDA token account
 /// `["vault", escrow]`, owned by this account.
 ///
-/// Zero-copy: every instruction reads it in place instead of decoding 504 bytes with borsh.
+/// The address is reused once a deal closes (the buyer may create the same id again), so a deal
+/// is named by its address *and* `created_slot`: every instruction a party signs on an existing
+/// deal carries that slot and is refused on any other deal (see `require_deal`).
+///
+/// Zero-copy: every instruction reads it in place instead of decoding 512 bytes with borsh.
 /// Enums are stored as `u8` (see the accessors); field order keeps the layout free of padding.
 #[account(zero_copy)]
 #[derive(Debug)]
@@ -64,6 +68,9 @@ pub struct Escrow {
     pub refund_after: i64,
     /// Unix time from which the scheduled outcome may be executed; 0 when nothing is scheduled.
     pub eta: i64,
+    /// The slot `create` ran in. Unique per address: a deal cannot close in the slot it was
+    /// created in (`require_closable`), so a later deal at this address has a later slot.
+    pub created_slot: u64,
     /// Dispute window added to the time an outcome reaches the threshold.
     pub timelock_secs: u32,
     pub approver_count: u8,
@@ -128,6 +135,21 @@ impl Escrow {
             bytemuck::bytes_of(&self.id),
             core::slice::from_ref(&self.bump),
         ]
+    }
+
+    /// Refuses an instruction signed for another deal at this address: the signer named the
+    /// deal by its creation slot, which no other deal here can share.
+    pub fn require_deal(&self, created_slot: u64) -> Result<()> {
+        require!(self.created_slot == created_slot, EscrowError::WrongDeal);
+        Ok(())
+    }
+
+    /// A deal closes in a later slot than the one it was created in, which keeps `created_slot`
+    /// unique per address: a deal created and closed within one slot could otherwise be followed
+    /// by another created in that same slot, and signatures for the first would count on it.
+    pub fn require_closable(&self, slot: u64) -> Result<()> {
+        require!(slot > self.created_slot, EscrowError::ClosedInCreationSlot);
+        Ok(())
     }
 
     pub fn require_funded(&self) -> Result<()> {

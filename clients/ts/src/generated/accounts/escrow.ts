@@ -75,6 +75,11 @@ export type Escrow = {
   refundAfter: bigint;
   /** Unix time from which the scheduled outcome may be executed; 0 when nothing is scheduled. */
   eta: bigint;
+  /**
+   * The slot `create` ran in. Unique per address: a deal cannot close in the slot it was
+   * created in (`require_closable`), so a later deal at this address has a later slot.
+   */
+  createdSlot: bigint;
   /** Dispute window added to the time an outcome reaches the threshold. */
   timelockSecs: number;
   approverCount: number;
@@ -116,6 +121,11 @@ export type EscrowArgs = {
   refundAfter: number | bigint;
   /** Unix time from which the scheduled outcome may be executed; 0 when nothing is scheduled. */
   eta: number | bigint;
+  /**
+   * The slot `create` ran in. Unique per address: a deal cannot close in the slot it was
+   * created in (`require_closable`), so a later deal at this address has a later slot.
+   */
+  createdSlot: number | bigint;
   /** Dispute window added to the time an outcome reaches the threshold. */
   timelockSecs: number;
   approverCount: number;
@@ -153,6 +163,7 @@ export function getEscrowEncoder(): FixedSizeEncoder<EscrowArgs> {
       ["received", getU64Encoder()],
       ["refundAfter", getI64Encoder()],
       ["eta", getI64Encoder()],
+      ["createdSlot", getU64Encoder()],
       ["timelockSecs", getU32Encoder()],
       ["approverCount", getU8Encoder()],
       ["threshold", getU8Encoder()],
@@ -186,6 +197,7 @@ export function getEscrowDecoder(): FixedSizeDecoder<Escrow> {
     ["received", getU64Decoder()],
     ["refundAfter", getI64Decoder()],
     ["eta", getI64Decoder()],
+    ["createdSlot", getU64Decoder()],
     ["timelockSecs", getU32Decoder()],
     ["approverCount", getU8Decoder()],
     ["threshold", getU8Decoder()],
@@ -260,5 +272,5 @@ export async function fetchAllMaybeEscrow(
 }
 
 export function getEscrowSize(): number {
-  return 512;
+  return 520;
 }

@@ -96,6 +96,10 @@ export const ESCROW_ERROR__RELEASE_SCHEDULED = 0x1796; // 6038
 export const ESCROW_ERROR__REFUND_NOT_ALLOWED = 0x1797; // 6039
 /** ArithmeticOverflow: arithmetic overflow */
 export const ESCROW_ERROR__ARITHMETIC_OVERFLOW = 0x1798; // 6040
+/** WrongDeal: signed for another deal at this address: created_slot does not match this escrow's */
+export const ESCROW_ERROR__WRONG_DEAL = 0x1799; // 6041
+/** ClosedInCreationSlot: an escrow cannot close in the slot it was created in; send again in the next slot */
+export const ESCROW_ERROR__CLOSED_IN_CREATION_SLOT = 0x179a; // 6042
 
 export type EscrowError =
   | typeof ESCROW_ERROR__ALREADY_APPROVED
@@ -103,6 +107,7 @@ export type EscrowError =
   | typeof ESCROW_ERROR__ALREADY_FUNDED
   | typeof ESCROW_ERROR__APPROVED_OTHER_OUTCOME
   | typeof ESCROW_ERROR__ARITHMETIC_OVERFLOW
+  | typeof ESCROW_ERROR__CLOSED_IN_CREATION_SLOT
   | typeof ESCROW_ERROR__DEFAULT_APPROVER
   | typeof ESCROW_ERROR__DISPUTE_WINDOW_CLOSED
   | typeof ESCROW_ERROR__DUPLICATE_APPROVER
@@ -134,6 +139,7 @@ export type EscrowError =
   | typeof ESCROW_ERROR__TOO_MANY_APPROVERS
   | typeof ESCROW_ERROR__WRONG_BUYER
   | typeof ESCROW_ERROR__WRONG_BUYER_TOKEN_ACCOUNT
+  | typeof ESCROW_ERROR__WRONG_DEAL
   | typeof ESCROW_ERROR__WRONG_MINT
   | typeof ESCROW_ERROR__WRONG_SELLER_TOKEN_ACCOUNT
   | typeof ESCROW_ERROR__WRONG_TOKEN_PROGRAM
@@ -148,6 +154,7 @@ if (process.env["NODE_ENV"] !== "production") {
     [ESCROW_ERROR__ALREADY_FUNDED]: `escrow is already funded`,
     [ESCROW_ERROR__APPROVED_OTHER_OUTCOME]: `this approver approved the other outcome; revoke that first`,
     [ESCROW_ERROR__ARITHMETIC_OVERFLOW]: `arithmetic overflow`,
+    [ESCROW_ERROR__CLOSED_IN_CREATION_SLOT]: `an escrow cannot close in the slot it was created in; send again in the next slot`,
     [ESCROW_ERROR__DEFAULT_APPROVER]: `the default (all-zero) key cannot be an approver`,
     [ESCROW_ERROR__DISPUTE_WINDOW_CLOSED]: `the dispute window has closed`,
     [ESCROW_ERROR__DUPLICATE_APPROVER]: `an approver is listed twice`,
@@ -179,6 +186,7 @@ if (process.env["NODE_ENV"] !== "production") {
     [ESCROW_ERROR__TOO_MANY_APPROVERS]: `at most 8 approvers are allowed`,
     [ESCROW_ERROR__WRONG_BUYER]: `buyer does not match the escrow's buyer`,
     [ESCROW_ERROR__WRONG_BUYER_TOKEN_ACCOUNT]: `token account is not the buyer's account for this mint`,
+    [ESCROW_ERROR__WRONG_DEAL]: `signed for another deal at this address: created_slot does not match this escrow's`,
     [ESCROW_ERROR__WRONG_MINT]: `mint does not match the escrow's mint`,
     [ESCROW_ERROR__WRONG_SELLER_TOKEN_ACCOUNT]: `token account is not the seller's account for this mint`,
     [ESCROW_ERROR__WRONG_TOKEN_PROGRAM]: `token program does not match the escrow's token program`,

@@ -14,6 +14,8 @@ import {
   getBytesEncoder,
   getStructDecoder,
   getStructEncoder,
+  getU64Decoder,
+  getU64Encoder,
   SOLANA_ERROR__PROGRAM_CLIENTS__INSUFFICIENT_ACCOUNT_METAS,
   SolanaError,
   transformEncoder,
@@ -74,15 +76,20 @@ export type ApproveInstruction<
 export type ApproveInstructionData = {
   discriminator: ReadonlyUint8Array;
   outcome: Outcome;
+  createdSlot: bigint;
 };
 
-export type ApproveInstructionDataArgs = { outcome: OutcomeArgs };
+export type ApproveInstructionDataArgs = {
+  outcome: OutcomeArgs;
+  createdSlot: number | bigint;
+};
 
 export function getApproveInstructionDataEncoder(): FixedSizeEncoder<ApproveInstructionDataArgs> {
   return transformEncoder(
     getStructEncoder([
       ["discriminator", fixEncoderSize(getBytesEncoder(), 8)],
       ["outcome", getOutcomeEncoder()],
+      ["createdSlot", getU64Encoder()],
     ]),
     (value) => ({ ...value, discriminator: APPROVE_DISCRIMINATOR }),
   );
@@ -92,6 +99,7 @@ export function getApproveInstructionDataDecoder(): FixedSizeDecoder<ApproveInst
   return getStructDecoder([
     ["discriminator", fixDecoderSize(getBytesDecoder(), 8)],
     ["outcome", getOutcomeDecoder()],
+    ["createdSlot", getU64Decoder()],
   ]);
 }
 
@@ -112,6 +120,7 @@ export type ApproveInput<
   approver: TransactionSigner<TAccountApprover>;
   escrow: Address<TAccountEscrow>;
   outcome: ApproveInstructionDataArgs["outcome"];
+  createdSlot: ApproveInstructionDataArgs["createdSlot"];
 };
 
 export function getApproveInstruction<

@@ -14,6 +14,8 @@ import {
   getBytesEncoder,
   getStructDecoder,
   getStructEncoder,
+  getU64Decoder,
+  getU64Encoder,
   SOLANA_ERROR__PROGRAM_CLIENTS__INSUFFICIENT_ACCOUNT_METAS,
   SolanaError,
   transformEncoder,
@@ -65,13 +67,19 @@ export type DisputeInstruction<
     ]
   >;
 
-export type DisputeInstructionData = { discriminator: ReadonlyUint8Array };
+export type DisputeInstructionData = {
+  discriminator: ReadonlyUint8Array;
+  createdSlot: bigint;
+};
 
-export type DisputeInstructionDataArgs = {};
+export type DisputeInstructionDataArgs = { createdSlot: number | bigint };
 
 export function getDisputeInstructionDataEncoder(): FixedSizeEncoder<DisputeInstructionDataArgs> {
   return transformEncoder(
-    getStructEncoder([["discriminator", fixEncoderSize(getBytesEncoder(), 8)]]),
+    getStructEncoder([
+      ["discriminator", fixEncoderSize(getBytesEncoder(), 8)],
+      ["createdSlot", getU64Encoder()],
+    ]),
     (value) => ({ ...value, discriminator: DISPUTE_DISCRIMINATOR }),
   );
 }
@@ -79,6 +87,7 @@ export function getDisputeInstructionDataEncoder(): FixedSizeEncoder<DisputeInst
 export function getDisputeInstructionDataDecoder(): FixedSizeDecoder<DisputeInstructionData> {
   return getStructDecoder([
     ["discriminator", fixDecoderSize(getBytesDecoder(), 8)],
+    ["createdSlot", getU64Decoder()],
   ]);
 }
 
@@ -99,6 +108,7 @@ export type DisputeInput<
   /** The buyer (against a scheduled release) or the seller (against a scheduled refund). */
   party: TransactionSigner<TAccountParty>;
   escrow: Address<TAccountEscrow>;
+  createdSlot: DisputeInstructionDataArgs["createdSlot"];
 };
 
 export function getDisputeInstruction<
@@ -122,13 +132,18 @@ export function getDisputeInstruction<
     ResolvedInstructionAccount
   >;
 
+  // Original args.
+  const args = { ...input };
+
   const getAccountMeta = getAccountMetaFactory(programAddress, "programId");
   return Object.freeze({
     accounts: [
       getAccountMeta("party", accounts.party),
       getAccountMeta("escrow", accounts.escrow),
     ],
-    data: getDisputeInstructionDataEncoder().encode({}),
+    data: getDisputeInstructionDataEncoder().encode(
+      args as DisputeInstructionDataArgs,
+    ),
     programAddress,
   } as DisputeInstruction<TProgramAddress, TAccountParty, TAccountEscrow>);
 }

@@ -14,6 +14,8 @@ import {
   getBytesEncoder,
   getStructDecoder,
   getStructEncoder,
+  getU64Decoder,
+  getU64Encoder,
   SOLANA_ERROR__PROGRAM_CLIENTS__INSUFFICIENT_ACCOUNT_METAS,
   SolanaError,
   transformEncoder,
@@ -87,13 +89,19 @@ export type RefundInstruction<
     ]
   >;
 
-export type RefundInstructionData = { discriminator: ReadonlyUint8Array };
+export type RefundInstructionData = {
+  discriminator: ReadonlyUint8Array;
+  createdSlot: bigint;
+};
 
-export type RefundInstructionDataArgs = {};
+export type RefundInstructionDataArgs = { createdSlot: number | bigint };
 
 export function getRefundInstructionDataEncoder(): FixedSizeEncoder<RefundInstructionDataArgs> {
   return transformEncoder(
-    getStructEncoder([["discriminator", fixEncoderSize(getBytesEncoder(), 8)]]),
+    getStructEncoder([
+      ["discriminator", fixEncoderSize(getBytesEncoder(), 8)],
+      ["createdSlot", getU64Encoder()],
+    ]),
     (value) => ({ ...value, discriminator: REFUND_DISCRIMINATOR }),
   );
 }
@@ -101,6 +109,7 @@ export function getRefundInstructionDataEncoder(): FixedSizeEncoder<RefundInstru
 export function getRefundInstructionDataDecoder(): FixedSizeDecoder<RefundInstructionData> {
   return getStructDecoder([
     ["discriminator", fixDecoderSize(getBytesDecoder(), 8)],
+    ["createdSlot", getU64Decoder()],
   ]);
 }
 
@@ -132,6 +141,7 @@ export type RefundInput<
   buyerToken: Address<TAccountBuyerToken>;
   vault: Address<TAccountVault>;
   tokenProgram?: Address<TAccountTokenProgram>;
+  createdSlot: RefundInstructionDataArgs["createdSlot"];
 };
 
 export function getRefundInstruction<
@@ -182,6 +192,9 @@ export function getRefundInstruction<
     ResolvedInstructionAccount
   >;
 
+  // Original args.
+  const args = { ...input };
+
   // Resolve default values.
   if (!accounts.tokenProgram.value) {
     accounts.tokenProgram.value =
@@ -199,7 +212,9 @@ export function getRefundInstruction<
       getAccountMeta("vault", accounts.vault),
       getAccountMeta("tokenProgram", accounts.tokenProgram),
     ],
-    data: getRefundInstructionDataEncoder().encode({}),
+    data: getRefundInstructionDataEncoder().encode(
+      args as RefundInstructionDataArgs,
+    ),
     programAddress,
   } as RefundInstruction<
     TProgramAddress,

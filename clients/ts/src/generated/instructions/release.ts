@@ -14,6 +14,8 @@ import {
   getBytesEncoder,
   getStructDecoder,
   getStructEncoder,
+  getU64Decoder,
+  getU64Encoder,
   SOLANA_ERROR__PROGRAM_CLIENTS__INSUFFICIENT_ACCOUNT_METAS,
   SolanaError,
   transformEncoder,
@@ -79,13 +81,19 @@ export type ReleaseInstruction<
     ]
   >;
 
-export type ReleaseInstructionData = { discriminator: ReadonlyUint8Array };
+export type ReleaseInstructionData = {
+  discriminator: ReadonlyUint8Array;
+  createdSlot: bigint;
+};
 
-export type ReleaseInstructionDataArgs = {};
+export type ReleaseInstructionDataArgs = { createdSlot: number | bigint };
 
 export function getReleaseInstructionDataEncoder(): FixedSizeEncoder<ReleaseInstructionDataArgs> {
   return transformEncoder(
-    getStructEncoder([["discriminator", fixEncoderSize(getBytesEncoder(), 8)]]),
+    getStructEncoder([
+      ["discriminator", fixEncoderSize(getBytesEncoder(), 8)],
+      ["createdSlot", getU64Encoder()],
+    ]),
     (value) => ({ ...value, discriminator: RELEASE_DISCRIMINATOR }),
   );
 }
@@ -93,6 +101,7 @@ export function getReleaseInstructionDataEncoder(): FixedSizeEncoder<ReleaseInst
 export function getReleaseInstructionDataDecoder(): FixedSizeDecoder<ReleaseInstructionData> {
   return getStructDecoder([
     ["discriminator", fixDecoderSize(getBytesDecoder(), 8)],
+    ["createdSlot", getU64Decoder()],
   ]);
 }
 
@@ -121,6 +130,7 @@ export type ReleaseInput<
   sellerToken: Address<TAccountSellerToken>;
   vault: Address<TAccountVault>;
   tokenProgram?: Address<TAccountTokenProgram>;
+  createdSlot: ReleaseInstructionDataArgs["createdSlot"];
 };
 
 export function getReleaseInstruction<
@@ -167,6 +177,9 @@ export function getReleaseInstruction<
     ResolvedInstructionAccount
   >;
 
+  // Original args.
+  const args = { ...input };
+
   // Resolve default values.
   if (!accounts.tokenProgram.value) {
     accounts.tokenProgram.value =
@@ -183,7 +196,9 @@ export function getReleaseInstruction<
       getAccountMeta("vault", accounts.vault),
       getAccountMeta("tokenProgram", accounts.tokenProgram),
     ],
-    data: getReleaseInstructionDataEncoder().encode({}),
+    data: getReleaseInstructionDataEncoder().encode(
+      args as ReleaseInstructionDataArgs,
+    ),
     programAddress,
   } as ReleaseInstruction<
     TProgramAddress,

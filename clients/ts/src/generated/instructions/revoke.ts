@@ -14,6 +14,8 @@ import {
   getBytesEncoder,
   getStructDecoder,
   getStructEncoder,
+  getU64Decoder,
+  getU64Encoder,
   SOLANA_ERROR__PROGRAM_CLIENTS__INSUFFICIENT_ACCOUNT_METAS,
   SolanaError,
   transformEncoder,
@@ -74,15 +76,20 @@ export type RevokeInstruction<
 export type RevokeInstructionData = {
   discriminator: ReadonlyUint8Array;
   outcome: Outcome;
+  createdSlot: bigint;
 };
 
-export type RevokeInstructionDataArgs = { outcome: OutcomeArgs };
+export type RevokeInstructionDataArgs = {
+  outcome: OutcomeArgs;
+  createdSlot: number | bigint;
+};
 
 export function getRevokeInstructionDataEncoder(): FixedSizeEncoder<RevokeInstructionDataArgs> {
   return transformEncoder(
     getStructEncoder([
       ["discriminator", fixEncoderSize(getBytesEncoder(), 8)],
       ["outcome", getOutcomeEncoder()],
+      ["createdSlot", getU64Encoder()],
     ]),
     (value) => ({ ...value, discriminator: REVOKE_DISCRIMINATOR }),
   );
@@ -92,6 +99,7 @@ export function getRevokeInstructionDataDecoder(): FixedSizeDecoder<RevokeInstru
   return getStructDecoder([
     ["discriminator", fixDecoderSize(getBytesDecoder(), 8)],
     ["outcome", getOutcomeDecoder()],
+    ["createdSlot", getU64Decoder()],
   ]);
 }
 
@@ -112,6 +120,7 @@ export type RevokeInput<
   approver: TransactionSigner<TAccountApprover>;
   escrow: Address<TAccountEscrow>;
   outcome: RevokeInstructionDataArgs["outcome"];
+  createdSlot: RevokeInstructionDataArgs["createdSlot"];
 };
 
 export function getRevokeInstruction<

@@ -5,7 +5,7 @@ use std::{
 };
 
 use relayer::{
-    config::{Config, DatabaseConfig, HttpConfig, QueueConfig, Secret},
+    config::Env,
     startup::{Application, Role},
     worker::Simulate,
 };
@@ -25,30 +25,18 @@ pub async fn run(database_url: &str, workers: usize, jobs: usize) -> anyhow::Res
     .bind(jobs as i64)
     .execute(&pool)
     .await?;
-    let secret = Secret::new(b"bench-secret-0123456789abcdef0123".to_vec());
-    let config = Config {
-        database: DatabaseConfig {
-            url: database_url.into(),
-        },
-        http: HttpConfig {
-            bind: "127.0.0.1:0".parse()?,
-            trust_forwarded_for: false,
-            webhook_rate_per_minute: 1,
-            webhook_max_body: 1024,
-            actions_rate_per_minute: 1,
-            public_url: None,
-            tls: None,
-            tracking_secrets: vec![secret.clone()],
-            jwt_secret: secret,
-            jwt_previous: None,
-        },
-        queue: QueueConfig {
-            workers,
-            ..QueueConfig::default()
-        },
-        execute: false,
-        stuck_after: Duration::from_secs(86_400),
-    };
+    // The relayer's own configuration path, with the table's defaults for everything else.
+    let workers = workers.to_string();
+    let env = Env(|name: &str| match name {
+        "DATABASE_URL" => Some(database_url.to_owned()),
+        "TRACKING_HMAC_SECRET" | "ACCESS_JWT_SECRET" => {
+            Some("bench-secret-0123456789abcdef0123".to_owned())
+        }
+        "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
+        "WORKERS" => Some(workers.clone()),
+        _ => None,
+    });
+    let config = env.config(env.secrets()?, None)?;
     let app = Application::build(config, Role::Worker, Arc::new(Simulate)).await?;
     let stop = CancellationToken::new();
     let started = Instant::now();

@@ -49,10 +49,14 @@ async fn main() -> anyhow::Result<()> {
 
 async fn story(stop: CancellationToken) -> anyhow::Result<()> {
     let env = Env::process();
-    let mut config = env.config()?;
+    let mut config = env.config(env.secrets()?, None)?;
     // The seed's default is to simulate and record only; this chain is a throwaway.
     config.execute = true;
-    let timelock: u32 = env.parsed("DEMO_TIMELOCK_SECS", 10, "seconds")?;
+    // The demo's own setting, not the relayer's.
+    let timelock: u32 = match std::env::var("DEMO_TIMELOCK_SECS") {
+        Ok(v) => v.parse().context("DEMO_TIMELOCK_SECS: seconds")?,
+        Err(_) => 10,
+    };
 
     step("the chain");
     let chain: Arc<dyn Chain> = match env.optional("CLUSTER") {
@@ -75,7 +79,7 @@ async fn story(stop: CancellationToken) -> anyhow::Result<()> {
     };
 
     step("the relayer");
-    let signer = relayer::signer::connect(&env.signer()?, None, true).await?;
+    let signer = relayer::signer::connect(&env.signer(true)?, None).await?;
     let relayer_key = signer.pubkey();
     let checkpoint_signer = signer.clone();
     say(&format!(
@@ -96,8 +100,8 @@ async fn story(stop: CancellationToken) -> anyhow::Result<()> {
             priority_fee_micro_lamports: 0,
         },
     };
-    let jwt = relayer::auth::issue(config.http.jwt_secret.expose(), "demo", 3_600);
-    let hmac = config.http.tracking_secrets[0].expose().to_vec();
+    let jwt = relayer::auth::issue(config.secrets.jwt.expose(), "demo", 3_600);
+    let hmac = config.secrets.tracking[0].expose().to_vec();
     let app = Application::build(config, Role::All, Arc::new(executor))
         .await?
         .with_chain(chain.clone())

@@ -10,21 +10,24 @@
 //! committed), `after_claim` (a worker claimed a job), `after_sign` (a signed transaction recorded
 //! and committed, not sent), `after_send` (sent, not confirmed), `before_confirm` (landed on-chain,
 //! not recorded as confirmed).
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 
-/// The armed step, read once: `hit` sits on hot paths.
-static ARMED: LazyLock<Option<String>> = LazyLock::new(|| {
-    std::env::var("RELAYER_FAILPOINT")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-});
+/// The armed step, set once at start-up: `hit` sits on hot paths.
+static ARMED: OnceLock<String> = OnceLock::new();
 
-/// The step `RELAYER_FAILPOINT` names, if any (`relayer serve` warns about it at start-up).
-pub fn armed() -> Option<&'static str> {
-    ARMED.as_deref()
+/// Arms `step` (from `RELAYER_FAILPOINT`, read by `crate::config`); a second call changes nothing.
+pub fn arm(step: Option<String>) {
+    if let Some(step) = step {
+        let _ = ARMED.set(step);
+    }
 }
 
-/// Aborts the process when `RELAYER_FAILPOINT` is `name`; otherwise does nothing.
+/// The armed step, if any (`relayer serve` warns about it at start-up).
+pub fn armed() -> Option<&'static str> {
+    ARMED.get().map(String::as_str)
+}
+
+/// Aborts the process when the armed step is `name`; otherwise does nothing.
 pub fn hit(name: &'static str) {
     if armed() == Some(name) {
         eprintln!("relayer: failpoint {name} reached (RELAYER_FAILPOINT); aborting");

@@ -4,6 +4,7 @@ pub mod actions;
 pub mod audit;
 pub mod auth;
 pub mod batch;
+pub mod commands;
 pub mod config;
 pub mod db;
 pub mod deal;

@@ -51,6 +51,53 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Everything `relayer serve` runs, from its configuration: without `CLUSTER` the workers only
+/// record jobs; with it they act on that chain (simulating unless `OPENCLAW_EXECUTE`), with the
+/// watchtower and audit checkpoints signed by the relayer's key.
+pub async fn serve(config: Config, role: Role) -> anyhow::Result<Application> {
+    let kv = config.secrets_kv.clone();
+    let (Some(settings), Some(signer_config)) = (config.chain.clone(), config.signer.clone())
+    else {
+        tracing::info!("no CLUSTER: jobs are recorded, nothing is simulated or sent");
+        let app = Application::build(config, role, Arc::new(crate::worker::Simulate)).await?;
+        return Ok(app.with_secret_refresh(kv));
+    };
+    let expected = config.relayer_address;
+    let signer = crate::signer::connect(&signer_config, expected).await?;
+    let pool = crate::db::pool(&config.database.url)?;
+    crate::audit::append_now(
+        &pool,
+        "signer_check",
+        None,
+        serde_json::json!({ "address": signer.pubkey().to_string(),
+                            "expected": expected.map(|e| e.to_string()),
+                            "execute": config.execute }),
+    )
+    .await?;
+    let chain: Arc<dyn crate::chain::Chain> =
+        Arc::new(crate::chain::rpc::RpcChain::new(&settings.cluster));
+    let executor = crate::executor::ChainExecutor {
+        pool,
+        chain: chain.clone(),
+        signer: signer.clone(),
+        config: crate::executor::ExecutorConfig {
+            execute: config.execute,
+            confirm_window: std::time::Duration::from_secs(60),
+            poll: settings.confirm_poll,
+            max_attempts: config.queue.max_attempts,
+            priority_fee_micro_lamports: settings.priority_fee_micro_lamports,
+        },
+    };
+    tracing::info!(cluster = %settings.cluster, execute = config.execute, "acting on-chain");
+    let checkpoint_every = config.audit_checkpoint_every;
+    Ok(Application::build(config, role, Arc::new(executor))
+        .await?
+        .with_chain(chain.clone())
+        .with_reconciler(chain, settings.reconcile_interval)
+        .with_audit_checkpoints(signer, checkpoint_every)
+        .with_secret_refresh(kv))
+}
+
 pub struct Application {
     state: AppState,
     listener: Option<TcpListener>,
@@ -61,7 +108,7 @@ pub struct Application {
     /// Signs audit checkpoints next to the workers, when the relayer has a signer.
     checkpoints: Option<(Arc<dyn crate::signer::TxSigner>, std::time::Duration)>,
     /// Where rotated secrets come from, when not from the environment.
-    secrets: Option<crate::secrets::KvSource>,
+    secrets: Option<crate::config::KvConfig>,
 }
 
 impl Application {
@@ -113,9 +160,9 @@ impl Application {
         self
     }
 
-    /// Re-reads the secrets from Vault KV on `source.refresh`, for rotation without restart.
-    pub fn with_secret_refresh(mut self, source: crate::secrets::KvSource) -> Self {
-        self.secrets = Some(source);
+    /// Re-reads the secrets from Vault KV every `kv.refresh`, for rotation without restart.
+    pub fn with_secret_refresh(mut self, kv: Option<crate::config::KvConfig>) -> Self {
+        self.secrets = kv;
         self
     }
 

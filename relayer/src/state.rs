@@ -48,11 +48,7 @@ fn limiter(per_minute: u32) -> Arc<DefaultKeyedRateLimiter<IpAddr>> {
 
 impl AppState {
     pub fn new(pool: PgPool, config: Config, metrics: Metrics) -> Self {
-        let secrets = Secrets {
-            tracking: config.http.tracking_secrets.clone(),
-            jwt: config.http.jwt_secret.clone(),
-            jwt_previous: config.http.jwt_previous.clone(),
-        };
+        let secrets = config.secrets.clone();
         Self {
             ingest: Ingest::start(pool.clone(), config.queue.max_attempts),
             pool,

@@ -1,8 +1,8 @@
 use tracing_subscriber::{fmt, EnvFilter};
 
-/// JSON log lines on stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// JSON log lines on stderr, filtered by `filter` (`RUST_LOG`, read by `crate::config`).
+pub fn init(filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = fmt()
         .json()
         .with_env_filter(filter)

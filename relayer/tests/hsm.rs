@@ -108,14 +108,14 @@ async fn softhsm_signs_with_a_non_extractable_key_and_refuses_everything_else() 
     generate_key(&token, "relayer", false);
     generate_key(&token, "leaky", true);
 
-    let signer = signer::connect(&config(&token, "relayer", PIN), None, true)
+    let signer = signer::connect(&config(&token, "relayer", PIN), None)
         .await
         .expect("connect");
     let message = b"solana message signed in an HSM";
     let signature = signer.sign(message).await.expect("sign");
     assert!(signer::verify(&signer.pubkey(), message, &signature));
     // The address is stable across sessions: it comes from the token, not from this process.
-    let again = signer::connect(&config(&token, "relayer", PIN), Some(signer.pubkey()), true)
+    let again = signer::connect(&config(&token, "relayer", PIN), Some(signer.pubkey()))
         .await
         .expect("reconnect");
     assert_eq!(again.pubkey(), signer.pubkey());
@@ -131,10 +131,7 @@ async fn softhsm_signs_with_a_non_extractable_key_and_refuses_everything_else() 
             "PKCS11_TOKEN_LABEL",
         ),
     ] {
-        let err = signer::connect(&cfg, None, true)
-            .await
-            .err()
-            .expect("refused");
+        let err = signer::connect(&cfg, None).await.err().expect("refused");
         assert!(err.to_string().contains(expect), "{err}");
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use relayer::{
     config::Env,
     domain::signature::tracking_signature,
-    secrets::{KvSource, REFRESHES},
+    secrets::{self, REFRESHES},
     startup::{Application, Role},
     worker::Simulate,
 };
@@ -64,18 +64,15 @@ async fn secrets_rotate_from_kv_without_a_restart() {
         "SECRETS_REFRESH_SECS" => Some("1".to_owned()),
         _ => None,
     });
-    let source = KvSource::from_env(&env).unwrap().expect("configured");
-    // What `relayer serve` does: the KV values stand in for the environment's.
-    let initial = source.secrets().await.unwrap();
+    let kv = env.kv().unwrap().expect("configured");
+    // What `relayer serve` does (`Config::load`): the KV values stand in for the environment's.
     let mut cfg = config(&fresh_database().await);
-    cfg.http.tracking_secrets = initial.tracking;
-    cfg.http.jwt_secret = initial.jwt;
-    cfg.http.jwt_previous = initial.jwt_previous;
+    cfg.secrets = secrets::read(&kv).await.unwrap();
     let database_url = cfg.database.url.clone();
     let app = Application::build(cfg, Role::Http, Arc::new(Simulate))
         .await
         .unwrap()
-        .with_secret_refresh(source);
+        .with_secret_refresh(Some(kv));
     let app = start(app, database_url);
 
     assert_eq!(webhook(&app, A, "kv-1").await, 202);
@@ -138,7 +135,7 @@ async fn secrets_rotate_from_kv_without_a_restart() {
 #[test]
 fn a_malformed_kv_location_fails_start_up_naming_the_variable() {
     let env = Env(|name: &str| (name == "SECRETS_VAULT_KV").then(|| "just-a-mount".to_owned()));
-    let Err(err) = KvSource::from_env(&env) else {
+    let Err(err) = env.kv() else {
         panic!("accepted a location without a path");
     };
     assert_eq!(err.var, "SECRETS_VAULT_KV");

@@ -19,7 +19,7 @@ async fn transit_signs_solana_messages_that_verify_against_the_transit_public_ke
         .await;
     let expected = bao.public_key("relayer", 1).await;
     let cfg = SignerConfig::Vault(bao.config("relayer", None));
-    let signer = signer::connect(&cfg, Some(expected), true)
+    let signer = signer::connect(&cfg, Some(expected))
         .await
         .expect("connect");
     assert_eq!(signer.pubkey(), expected);
@@ -64,7 +64,7 @@ async fn a_different_relayer_address_is_refused_at_start_up() {
     bao.create_key("relayer", json!({ "type": "ed25519" }))
         .await;
     let cfg = SignerConfig::Vault(bao.config("relayer", None));
-    let err = signer::connect(&cfg, Some(Pubkey::new_unique()), true)
+    let err = signer::connect(&cfg, Some(Pubkey::new_unique()))
         .await
         .err()
         .unwrap();
@@ -156,16 +156,22 @@ async fn the_local_keypair_signer_is_refused_when_executing() {
         serde_json::to_string(&key.to_keypair_bytes().to_vec()).unwrap(),
     )
     .unwrap();
-    let cfg = SignerConfig::Local {
-        keypair_file: dir.display().to_string(),
-    };
-    let err = signer::connect(&cfg, None, true).await.err().unwrap();
+    let path = dir.display().to_string();
+    let env = Env(|n: &str| match n {
+        "SIGNER_MODE" => Some("local".to_owned()),
+        "SIGNER_KEYPAIR_FILE" => Some(path.clone()),
+        _ => None,
+    });
+    let err = env.signer(true).unwrap_err();
+    assert_eq!(err.var, "SIGNER_MODE");
     assert!(
         err.to_string()
             .contains("refused with OPENCLAW_EXECUTE=true"),
         "{err}"
     );
-    let simulating = signer::connect(&cfg, None, false)
+    let cfg = env.signer(false).expect("allowed in simulation");
+    assert!(matches!(cfg, SignerConfig::Local { .. }));
+    let simulating = signer::connect(&cfg, None)
         .await
         .expect("allowed in simulation");
     let sig = simulating.sign(b"m").await.unwrap();
@@ -184,11 +190,11 @@ fn signer_configuration_names_its_variables() {
         })
     };
     let e = env(&[("SIGNER_MODE", "kms"), ("KMS_PROVIDER", "aws")])
-        .signer()
+        .signer(false)
         .unwrap_err();
     assert_eq!(e.to_string(), "configuration: KMS_PROVIDER is aws, which is not supported yet: use vault (HashiCorp Vault or OpenBao Transit)");
     let e = env(&[("SIGNER_MODE", "kms"), ("KMS_PROVIDER", "gcp")])
-        .signer()
+        .signer(false)
         .unwrap_err();
     assert_eq!(e.var, "KMS_PROVIDER");
     let e = env(&[
@@ -196,10 +202,10 @@ fn signer_configuration_names_its_variables() {
         ("VAULT_KEY_ID", "k"),
         ("VAULT_URL", "http://x"),
     ])
-    .signer()
+    .signer(false)
     .unwrap_err();
     assert_eq!(e.var, "VAULT_TOKEN");
-    let e = env(&[("SIGNER_MODE", "hsm")]).signer().unwrap_err();
+    let e = env(&[("SIGNER_MODE", "hsm")]).signer(false).unwrap_err();
     assert_eq!(e.var, "SIGNER_MODE");
     let e = env(&[("RELAYER_ADDRESS", "nope")])
         .relayer_address()
@@ -212,7 +218,7 @@ fn signer_configuration_names_its_variables() {
         ("VAULT_URL", "http://x"),
         ("VAULT_TOKEN", "t"),
     ])
-    .signer()
+    .signer(false)
     .unwrap();
     assert!(matches!(ok, SignerConfig::Vault(ref v) if v.key == "relayer" && v.version.is_none()));
 }

@@ -139,19 +139,19 @@ fn tls_settings_fail_start_up_naming_the_variable() {
                 })
         })
     };
-    let err = env(&[("TLS_CERT_FILE", "/c.pem")]).config().unwrap_err();
+    let err = env(&[("TLS_CERT_FILE", "/c.pem")]).http().unwrap_err();
     assert_eq!(err.var, "TLS_KEY_FILE");
     let err = env(&[("TLS_CLIENT_CA_FILE", "/ca.pem")])
-        .config()
+        .http()
         .unwrap_err();
     assert_eq!(err.var, "TLS_CLIENT_CA_FILE");
-    let cfg = env(&[
+    let http = env(&[
         ("TLS_CERT_FILE", "/nonexistent.pem"),
         ("TLS_KEY_FILE", "/k.pem"),
     ])
-    .config()
+    .http()
     .unwrap();
-    let Err(err) = relayer::tls::acceptor(cfg.http.tls.as_ref().unwrap()) else {
+    let Err(err) = relayer::tls::acceptor(http.tls.as_ref().unwrap()) else {
         panic!("a missing certificate file must fail start-up");
     };
     assert!(

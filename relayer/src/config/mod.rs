@@ -1,64 +1,20 @@
-//! Configuration from the environment, with the deploy checklist's variable names.
+//! The relayer's configuration: one typed tree, built here from the environment (and, with
+//! `SECRETS_VAULT_KV`, the secrets from Vault KV), with the deploy checklist's variable names.
 //!
-//! Every variable is listed in `ENV_HELP` (shown by `relayer --help`). A missing or malformed value
-//! stops start-up with one line naming the variable and what it should look like.
-use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+//! Every variable is read through `Env`, only here, and only if `vars::VARS` lists it with its
+//! default and help line (`relayer --help` prints that table). A missing or malformed value stops
+//! start-up with one line naming the variable and what it should look like.
+pub mod env;
+mod signer;
+pub mod vars;
 
-/// (name, meaning) of every variable the relayer reads; the `--help` text is made from this.
-pub const ENV_VARS: &[(&str, &str)] = &[
-    ("DATABASE_URL", "Postgres URL, e.g. postgres://relayer@127.0.0.1:5432/relayer (required)"),
-    ("TRACKING_HMAC_SECRET", "webhook HMAC secret(s), comma-separated during rotation; `whsec_<base64>` for Standard Webhooks secrets (required by serve; >= 16 bytes each)"),
-    ("ACCESS_JWT_SECRET", "HS256 secret for operator API tokens (required by serve; >= 32 bytes)"),
-    ("ACCESS_JWT_SECRET_PREVIOUS", "the previous JWT secret, still accepted during rotation (optional)"),
-    ("OPENCLAW_EXECUTE", "true to send transactions; default false: simulate and record only"),
-    ("BIND_ADDR", "HTTP listen address (default 127.0.0.1:8080)"),
-    ("TLS_CERT_FILE", "serve HTTPS with this PEM certificate chain (with TLS_KEY_FILE); unset: plain HTTP behind a proxy"),
-    ("TLS_KEY_FILE", "the PEM private key of TLS_CERT_FILE"),
-    ("TLS_CLIENT_CA_FILE", "with TLS: the operator API requires a client certificate issued by this PEM CA (mTLS)"),
-    ("TRUST_FORWARDED_FOR", "true when behind a proxy that sets X-Forwarded-For (default false)"),
-    ("WEBHOOK_RATE_LIMIT_PER_MINUTE", "webhook requests per client IP per minute (default 600)"),
-    ("WEBHOOK_MAX_BODY_BYTES", "largest webhook body accepted (default 65536)"),
-    ("ACTIONS_RATE_LIMIT_PER_MINUTE", "Solana Actions requests per client IP per minute (default 120)"),
-    ("PUBLIC_URL", "the relayer's public base URL, e.g. https://escrow.example.com, for links in Solana Actions (default: from the Host header)"),
-    ("WORKERS", "job workers in this process (default 2)"),
-    ("JOB_MAX_ATTEMPTS", "attempts before a job is dead (default 8)"),
-    ("JOB_LEASE_SECS", "how long a claimed job stays locked without a heartbeat (default 60)"),
-    ("JOB_BACKOFF_BASE_MS", "first retry delay; doubles per attempt, with jitter (default 1000)"),
-    ("JOB_BACKOFF_MAX_SECS", "longest retry delay (default 600)"),
-    ("STUCK_AFTER_SECS", "flag offers delivered/returned but unsettled after this long (default 86400)"),
-    ("SIGNER_MODE", "vault (Vault/OpenBao Transit), kms (with KMS_PROVIDER), pkcs11 (HSM) or local (keypair file; tests only)"),
-    ("PKCS11_MODULE", "with SIGNER_MODE=pkcs11: the HSM's PKCS#11 module (.so)"),
-    ("PKCS11_TOKEN_LABEL", "with SIGNER_MODE=pkcs11: the token's label"),
-    ("PKCS11_KEY_LABEL", "with SIGNER_MODE=pkcs11: the ed25519 key pair's label"),
-    ("PKCS11_PIN", "with SIGNER_MODE=pkcs11: the user PIN (or PKCS11_PIN_FILE)"),
-    ("KMS_PROVIDER", "with SIGNER_MODE=kms: vault (aws and gcp are refused as not supported yet)"),
-    ("KMS_KEY_ID", "with SIGNER_MODE=kms: the transit key name"),
-    ("VAULT_URL", "Vault/OpenBao address, e.g. https://vault.internal:8200"),
-    ("VAULT_KEY_ID", "with SIGNER_MODE=vault: the transit key name (ed25519, not exportable)"),
-    ("VAULT_KEY_VERSION", "pin this key version (default: the latest at start-up)"),
-    ("VAULT_TRANSIT_MOUNT", "transit mount path (default transit)"),
-    ("VAULT_TOKEN", "Vault token (or VAULT_TOKEN_FILE: a file holding it)"),
-    ("VAULT_TIMEOUT_SECS", "how long one Vault request may take (default 10)"),
-    ("RELAYER_ADDRESS", "the address the signer must have; start-up fails on any other key"),
-    ("SIGNER_KEYPAIR_FILE", "with SIGNER_MODE=local: a Solana keypair file (refused with OPENCLAW_EXECUTE=true)"),
-    ("CLUSTER", "localnet, devnet, mainnet-beta or an RPC URL: workers act on-chain (simulating unless OPENCLAW_EXECUTE=true); unset: record only"),
-    ("PRIORITY_FEE_MICRO_LAMPORTS", "priority fee per compute unit for the relayer's transactions (default 0)"),
-    ("CONFIRM_POLL_MS", "how often a sent transaction's status is asked of the node until it confirms (default 100; one RPC call each, so raise it on a rate-limited RPC)"),
-    ("RECONCILE_INTERVAL_SECS", "how often the watchtower compares offers with the chain (default 30)"),
-    ("SECRETS_VAULT_KV", "read TRACKING_HMAC_SECRET, ACCESS_JWT_SECRET(_PREVIOUS) from this Vault/OpenBao KV v2 secret, <mount>/<path> (e.g. secret/openclaw/relayer), with VAULT_URL and VAULT_TOKEN(_FILE); re-read for rotation"),
-    ("SECRETS_REFRESH_SECS", "how often SECRETS_VAULT_KV is re-read (default 60)"),
-    ("AUDIT_CHECKPOINT_SECS", "how often the signer signs the audit log's head (default 300)"),
-    ("RUST_LOG", "log filter (default info); logs are JSON lines"),
-    ("RELAYER_FAILPOINT", "TESTS ONLY, never in production: abort the process (like kill -9) at the named step (after_event_commit, after_claim, after_sign, after_send, before_confirm); inert when unset"),
-];
+use std::{fmt, net::SocketAddr, time::Duration};
 
-pub fn env_help() -> String {
-    let mut s = String::from("Environment:\n");
-    for (name, meaning) in ENV_VARS {
-        s += &format!("  {name:<30} {meaning}\n");
-    }
-    s
-}
+use anchor_lang::prelude::Pubkey;
+
+use self::env::at_least;
+pub use self::env::Env;
+use crate::signer::SignerConfig;
 
 /// A configuration error: one line, naming the variable.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +45,7 @@ impl fmt::Debug for Secret {
 }
 
 /// The secrets requests are checked with; rotated without a restart when they come from Vault
-/// KV (see `secrets`).
+/// KV (see `crate::secrets`).
 #[derive(Clone, Debug)]
 pub struct Secrets {
     /// Every webhook secret accepted (several during a rotation).
@@ -116,6 +72,13 @@ impl PartialEq for Secrets {
     }
 }
 
+/// The names of the secrets, as variables and as keys of the Vault KV secret.
+pub const SECRET_NAMES: [&str; 3] = [
+    "TRACKING_HMAC_SECRET",
+    "ACCESS_JWT_SECRET",
+    "ACCESS_JWT_SECRET_PREVIOUS",
+];
+
 #[derive(Clone, Debug)]
 pub struct DatabaseConfig {
     pub url: String,
@@ -132,9 +95,6 @@ pub struct HttpConfig {
     pub public_url: Option<String>,
     /// Terminate TLS here (and optionally require client certificates on the operator API).
     pub tls: Option<crate::tls::TlsConfig>,
-    pub tracking_secrets: Vec<Secret>,
-    pub jwt_secret: Secret,
-    pub jwt_previous: Option<Secret>,
 }
 
 #[derive(Clone, Debug)]
@@ -147,75 +107,66 @@ pub struct QueueConfig {
 }
 
 impl Default for QueueConfig {
+    /// The table's defaults.
     fn default() -> Self {
-        Self {
-            workers: 2,
-            max_attempts: 8,
-            lease: Duration::from_secs(60),
-            backoff_base: Duration::from_millis(1000),
-            backoff_max: Duration::from_secs(600),
-        }
+        Env(|_| None).queue().expect("the defaults are valid")
     }
+}
+
+/// The chain side of `relayer serve`, when `CLUSTER` is set.
+#[derive(Clone, Debug)]
+pub struct ChainSettings {
+    pub cluster: String,
+    pub priority_fee_micro_lamports: u64,
+    pub reconcile_interval: Duration,
+    pub confirm_poll: Duration,
+}
+
+/// Where rotated secrets come from: a Vault/OpenBao KV v2 secret.
+#[derive(Clone, Debug)]
+pub struct KvConfig {
+    pub url: String,
+    pub token: Secret,
+    pub mount: String,
+    pub path: String,
+    pub refresh: Duration,
+    /// The secrets' values from the environment, for names the KV secret does not hold.
+    pub fallback: Vec<(&'static str, String)>,
 }
 
 #[derive(Clone, Debug)]
 pub struct Config {
     pub database: DatabaseConfig,
     pub http: HttpConfig,
+    pub secrets: Secrets,
+    /// Set when the secrets come from Vault KV (and are re-read from there).
+    pub secrets_kv: Option<KvConfig>,
     pub queue: QueueConfig,
     pub execute: bool,
     /// An ended shipment whose escrow has not settled after this long is flagged as stuck.
     pub stuck_after: Duration,
+    /// Where workers act; `None`: jobs are only recorded.
+    pub chain: Option<ChainSettings>,
+    /// Required with `chain`.
+    pub signer: Option<SignerConfig>,
+    pub relayer_address: Option<Pubkey>,
+    pub audit_checkpoint_every: Duration,
 }
 
-/// Reads variables through `get`, so tests can configure without touching the process env.
-pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
-
-impl Env<fn(&str) -> Option<String>> {
-    pub fn process() -> Self {
-        Env(|name| std::env::var(name).ok())
+impl Config {
+    /// Everything `relayer serve` needs, checked together. With `SECRETS_VAULT_KV` the secrets
+    /// are read from Vault KV here, and must pass the same checks as their variables.
+    pub async fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> anyhow::Result<Self> {
+        let secrets_kv = env.kv()?;
+        let secrets = match &secrets_kv {
+            None => env.secrets()?,
+            Some(kv) => crate::secrets::read(kv).await?,
+        };
+        Ok(env.config(secrets, secrets_kv)?)
     }
 }
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
-    pub fn optional(&self, var: &'static str) -> Option<String> {
-        (self.0)(var).filter(|v| !v.trim().is_empty())
-    }
-
-    pub fn required(&self, var: &'static str, example: &str) -> Result<String, ConfigError> {
-        self.optional(var).ok_or_else(|| ConfigError {
-            var,
-            problem: format!("is not set (e.g. {example})"),
-        })
-    }
-
-    pub fn parsed<T: FromStr>(
-        &self,
-        var: &'static str,
-        default: T,
-        expected: &str,
-    ) -> Result<T, ConfigError> {
-        match self.optional(var) {
-            None => Ok(default),
-            Some(v) => v.trim().parse().map_err(|_| ConfigError {
-                var,
-                problem: format!("is {v:?}, expected {expected}"),
-            }),
-        }
-    }
-
-    pub fn flag(&self, var: &'static str) -> Result<bool, ConfigError> {
-        match self.optional(var).as_deref().map(str::trim) {
-            None => Ok(false),
-            Some("true" | "1" | "yes") => Ok(true),
-            Some("false" | "0" | "no") => Ok(false),
-            Some(other) => Err(ConfigError {
-                var,
-                problem: format!("is {other:?}, expected true or false"),
-            }),
-        }
-    }
-
     pub fn database(&self) -> Result<DatabaseConfig, ConfigError> {
         let url = self.required("DATABASE_URL", "postgres://relayer@127.0.0.1:5432/relayer")?;
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
@@ -225,6 +176,174 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             });
         }
         Ok(DatabaseConfig { url })
+    }
+
+    /// The webhook and operator-token secrets, checked (also when re-read from Vault KV).
+    pub fn secrets(&self) -> Result<Secrets, ConfigError> {
+        let tracking = self
+            .required("TRACKING_HMAC_SECRET", "a random string of 32+ characters")?
+            .split(',')
+            .map(|s| parse_hmac_secret(s.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let jwt = self.jwt_secret("ACCESS_JWT_SECRET")?;
+        let jwt_previous = match self.optional("ACCESS_JWT_SECRET_PREVIOUS") {
+            None => None,
+            Some(_) => Some(self.jwt_secret("ACCESS_JWT_SECRET_PREVIOUS")?),
+        };
+        Ok(Secrets {
+            tracking,
+            jwt,
+            jwt_previous,
+        })
+    }
+
+    /// An operator-token secret: at least 32 characters.
+    pub fn jwt_secret(&self, var: &'static str) -> Result<Secret, ConfigError> {
+        let value = self.required(var, "a random string of 32+ characters")?;
+        if value.len() < 32 {
+            return Err(ConfigError {
+                var,
+                problem: "must be at least 32 characters".into(),
+            });
+        }
+        Ok(Secret::new(value.into_bytes()))
+    }
+
+    pub fn http(&self) -> Result<HttpConfig, ConfigError> {
+        let rate = |var| -> Result<u32, ConfigError> {
+            let rate: u32 = self.parsed(var, "a positive integer")?;
+            at_least(var, u64::from(rate), 1)?;
+            Ok(rate)
+        };
+        Ok(HttpConfig {
+            bind: self.parsed("BIND_ADDR", "host:port")?,
+            trust_forwarded_for: self.flag("TRUST_FORWARDED_FOR")?,
+            webhook_rate_per_minute: rate("WEBHOOK_RATE_LIMIT_PER_MINUTE")?,
+            webhook_max_body: self.parsed("WEBHOOK_MAX_BODY_BYTES", "a number of bytes")?,
+            actions_rate_per_minute: rate("ACTIONS_RATE_LIMIT_PER_MINUTE")?,
+            public_url: self.public_url()?,
+            tls: self.tls()?,
+        })
+    }
+
+    pub fn queue(&self) -> Result<QueueConfig, ConfigError> {
+        let max_attempts: i32 = self.parsed("JOB_MAX_ATTEMPTS", "a positive integer")?;
+        at_least("JOB_MAX_ATTEMPTS", max_attempts.max(0) as u64, 1)?;
+        Ok(QueueConfig {
+            workers: self.parsed("WORKERS", "a number of workers")?,
+            max_attempts,
+            lease: self.secs("JOB_LEASE_SECS", 5)?,
+            backoff_base: Duration::from_millis(
+                self.parsed("JOB_BACKOFF_BASE_MS", "milliseconds")?,
+            ),
+            backoff_max: self.secs("JOB_BACKOFF_MAX_SECS", 0)?,
+        })
+    }
+
+    pub fn chain(&self) -> Result<Option<ChainSettings>, ConfigError> {
+        let Some(cluster) = self.optional("CLUSTER") else {
+            return Ok(None);
+        };
+        let confirm_poll_ms: u64 = self.parsed("CONFIRM_POLL_MS", "milliseconds")?;
+        if !(10..=10_000).contains(&confirm_poll_ms) {
+            return Err(ConfigError {
+                var: "CONFIRM_POLL_MS",
+                problem: "must be between 10 and 10000".into(),
+            });
+        }
+        Ok(Some(ChainSettings {
+            cluster,
+            priority_fee_micro_lamports: self.parsed(
+                "PRIORITY_FEE_MICRO_LAMPORTS",
+                "micro-lamports per compute unit",
+            )?,
+            reconcile_interval: self.secs("RECONCILE_INTERVAL_SECS", 1)?,
+            confirm_poll: Duration::from_millis(confirm_poll_ms),
+        }))
+    }
+
+    /// `RELAYER_ADDRESS`: the address the signer must have, when set.
+    pub fn relayer_address(&self) -> Result<Option<Pubkey>, ConfigError> {
+        self.parsed_opt("RELAYER_ADDRESS", "a base58 address")
+    }
+
+    /// `RUST_LOG`.
+    pub fn log_filter(&self) -> String {
+        self.optional("RUST_LOG").unwrap_or_default()
+    }
+
+    /// `RELAYER_FAILPOINT`: the step the process aborts at (fault-injection tests only).
+    pub fn failpoint(&self) -> Option<String> {
+        self.optional("RELAYER_FAILPOINT")
+    }
+
+    /// `SECRETS_VAULT_KV`, when set: where the secrets are read from instead.
+    pub fn kv(&self) -> Result<Option<KvConfig>, ConfigError> {
+        let Some(location) = self.optional("SECRETS_VAULT_KV") else {
+            return Ok(None);
+        };
+        let (mount, path) = location
+            .trim_matches('/')
+            .split_once('/')
+            .filter(|(m, p)| !m.is_empty() && !p.is_empty())
+            .ok_or_else(|| ConfigError {
+                var: "SECRETS_VAULT_KV",
+                problem: format!(
+                    "is {location:?}, expected <mount>/<path>, e.g. secret/openclaw/relayer"
+                ),
+            })?;
+        Ok(Some(KvConfig {
+            url: self.required("VAULT_URL", "https://vault.internal:8200")?,
+            token: self.vault_token()?,
+            mount: mount.to_owned(),
+            path: path.to_owned(),
+            refresh: self.secs("SECRETS_REFRESH_SECS", 1)?,
+            fallback: SECRET_NAMES
+                .iter()
+                .filter_map(|&name| Some((name, self.optional(name)?)))
+                .collect(),
+        }))
+    }
+
+    /// The whole tree, around secrets already read.
+    pub fn config(
+        &self,
+        secrets: Secrets,
+        secrets_kv: Option<KvConfig>,
+    ) -> Result<Config, ConfigError> {
+        let execute = self.flag("OPENCLAW_EXECUTE")?;
+        let chain = self.chain()?;
+        let relayer_address = self.relayer_address()?;
+        if execute && chain.is_none() {
+            return Err(ConfigError {
+                var: "OPENCLAW_EXECUTE",
+                problem: "is true, which needs CLUSTER (the chain to act on)".into(),
+            });
+        }
+        if execute && relayer_address.is_none() {
+            return Err(ConfigError {
+                var: "RELAYER_ADDRESS",
+                problem: "is required with OPENCLAW_EXECUTE=true (relayer signer check prints it)"
+                    .into(),
+            });
+        }
+        let signer = match chain {
+            Some(_) => Some(self.signer(execute)?),
+            None => None,
+        };
+        Ok(Config {
+            database: self.database()?,
+            http: self.http()?,
+            secrets,
+            secrets_kv,
+            queue: self.queue()?,
+            execute,
+            stuck_after: self.secs("STUCK_AFTER_SECS", 1)?,
+            chain,
+            signer,
+            relayer_address,
+            audit_checkpoint_every: self.secs("AUDIT_CHECKPOINT_SECS", 1)?,
+        })
     }
 
     fn tls(&self) -> Result<Option<crate::tls::TlsConfig>, ConfigError> {
@@ -268,121 +387,6 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
         Ok(Some(url.trim_end_matches('/').to_owned()))
     }
-
-    /// The webhook and operator-token secrets, checked (also when re-read from Vault KV).
-    pub fn secrets(&self) -> Result<Secrets, ConfigError> {
-        let tracking = self
-            .required("TRACKING_HMAC_SECRET", "a random string of 32+ characters")?
-            .split(',')
-            .map(|s| parse_hmac_secret(s.trim()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let jwt = parse_jwt_secret(
-            "ACCESS_JWT_SECRET",
-            self.required("ACCESS_JWT_SECRET", "a random string of 32+ characters")?,
-        )?;
-        let jwt_previous = self
-            .optional("ACCESS_JWT_SECRET_PREVIOUS")
-            .map(|s| parse_jwt_secret("ACCESS_JWT_SECRET_PREVIOUS", s))
-            .transpose()?;
-        Ok(Secrets {
-            tracking,
-            jwt,
-            jwt_previous,
-        })
-    }
-
-    pub fn config(&self) -> Result<Config, ConfigError> {
-        let database = self.database()?;
-        let Secrets {
-            tracking: tracking_secrets,
-            jwt: jwt_secret,
-            jwt_previous,
-        } = self.secrets()?;
-        let http = HttpConfig {
-            bind: self.parsed(
-                "BIND_ADDR",
-                SocketAddr::from(([127, 0, 0, 1], 8080)),
-                "host:port",
-            )?,
-            trust_forwarded_for: self.flag("TRUST_FORWARDED_FOR")?,
-            webhook_rate_per_minute: self.parsed(
-                "WEBHOOK_RATE_LIMIT_PER_MINUTE",
-                600,
-                "a positive integer",
-            )?,
-            webhook_max_body: self.parsed(
-                "WEBHOOK_MAX_BODY_BYTES",
-                64 * 1024,
-                "a number of bytes",
-            )?,
-            actions_rate_per_minute: self.parsed(
-                "ACTIONS_RATE_LIMIT_PER_MINUTE",
-                120,
-                "a positive integer",
-            )?,
-            public_url: self.public_url()?,
-            tls: self.tls()?,
-            tracking_secrets,
-            jwt_secret,
-            jwt_previous,
-        };
-        for (var, rate) in [
-            (
-                "WEBHOOK_RATE_LIMIT_PER_MINUTE",
-                http.webhook_rate_per_minute,
-            ),
-            (
-                "ACTIONS_RATE_LIMIT_PER_MINUTE",
-                http.actions_rate_per_minute,
-            ),
-        ] {
-            if rate == 0 {
-                return Err(ConfigError {
-                    var,
-                    problem: "must be at least 1".into(),
-                });
-            }
-        }
-        let d = QueueConfig::default();
-        let queue = QueueConfig {
-            workers: self.parsed("WORKERS", d.workers, "a number of workers")?,
-            max_attempts: self.parsed("JOB_MAX_ATTEMPTS", d.max_attempts, "a positive integer")?,
-            lease: Duration::from_secs(self.parsed(
-                "JOB_LEASE_SECS",
-                d.lease.as_secs(),
-                "seconds",
-            )?),
-            backoff_base: Duration::from_millis(self.parsed(
-                "JOB_BACKOFF_BASE_MS",
-                1000,
-                "milliseconds",
-            )?),
-            backoff_max: Duration::from_secs(self.parsed(
-                "JOB_BACKOFF_MAX_SECS",
-                d.backoff_max.as_secs(),
-                "seconds",
-            )?),
-        };
-        if queue.max_attempts < 1 {
-            return Err(ConfigError {
-                var: "JOB_MAX_ATTEMPTS",
-                problem: "must be at least 1".into(),
-            });
-        }
-        if queue.lease < Duration::from_secs(5) {
-            return Err(ConfigError {
-                var: "JOB_LEASE_SECS",
-                problem: "must be at least 5".into(),
-            });
-        }
-        Ok(Config {
-            database,
-            http,
-            queue,
-            execute: self.flag("OPENCLAW_EXECUTE")?,
-            stuck_after: Duration::from_secs(self.parsed("STUCK_AFTER_SECS", 86_400, "seconds")?),
-        })
-    }
 }
 
 /// A plain secret is used as bytes; `whsec_<base64>` (Standard Webhooks) is decoded first.
@@ -407,156 +411,5 @@ fn parse_hmac_secret(value: &str) -> Result<Secret, ConfigError> {
     Ok(Secret::new(bytes))
 }
 
-fn parse_jwt_secret(var: &'static str, value: String) -> Result<Secret, ConfigError> {
-    if value.len() < 32 {
-        return Err(ConfigError {
-            var,
-            problem: "must be at least 32 characters".into(),
-        });
-    }
-    Ok(Secret::new(value.into_bytes()))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> Env<impl Fn(&str) -> Option<String> + 'a> {
-        Env(move |name: &str| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        })
-    }
-
-    const BASE: [(&str, &str); 3] = [
-        ("DATABASE_URL", "postgres://u@h/db"),
-        ("TRACKING_HMAC_SECRET", "0123456789abcdef0123"),
-        ("ACCESS_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
-    ];
-
-    fn with(extra: &[(&'static str, &'static str)]) -> Result<Config, ConfigError> {
-        let vars: Vec<(&str, &str)> = extra.iter().chain(BASE.iter()).copied().collect();
-        let result = env(&vars).config();
-        result
-    }
-
-    #[test]
-    fn defaults_are_safe() {
-        let c = with(&[]).unwrap();
-        assert!(!c.execute, "OPENCLAW_EXECUTE defaults to simulation");
-        assert_eq!(c.http.webhook_max_body, 65_536);
-        assert!(!c.http.trust_forwarded_for);
-    }
-
-    #[test]
-    fn every_bad_value_names_its_variable() {
-        for (var, value) in [
-            ("OPENCLAW_EXECUTE", "maybe"),
-            ("BIND_ADDR", "nowhere"),
-            ("WORKERS", "-1"),
-            ("JOB_MAX_ATTEMPTS", "0"),
-            ("JOB_LEASE_SECS", "1"),
-            ("WEBHOOK_RATE_LIMIT_PER_MINUTE", "0"),
-            ("TRACKING_HMAC_SECRET", "short"),
-            ("TRACKING_HMAC_SECRET", "whsec_***"),
-            ("ACCESS_JWT_SECRET", "short"),
-            ("ACCESS_JWT_SECRET_PREVIOUS", "short"),
-            ("DATABASE_URL", "mysql://x"),
-        ] {
-            let e = with(&[(var, value)]).unwrap_err();
-            assert_eq!(e.var, var, "{var}={value}: {e}");
-            assert!(!e.to_string().contains('\n'), "one line");
-        }
-        let e = env(&[]).config().unwrap_err();
-        assert_eq!(e.to_string(), "configuration: DATABASE_URL is not set (e.g. postgres://relayer@127.0.0.1:5432/relayer)");
-    }
-
-    #[test]
-    fn chain_settings_have_defaults_and_name_bad_values() {
-        let chain = |extra: &[(&'static str, &'static str)]| {
-            let vars: Vec<(&str, &str)> = extra
-                .iter()
-                .copied()
-                .chain([("CLUSTER", "localnet")])
-                .collect();
-            let result = env(&vars).chain();
-            result
-        };
-        let c = chain(&[]).unwrap().expect("CLUSTER is set");
-        assert_eq!(c.confirm_poll, Duration::from_millis(100));
-        assert_eq!(c.reconcile_interval, Duration::from_secs(30));
-        for (var, value) in [
-            ("CONFIRM_POLL_MS", "5"),
-            ("CONFIRM_POLL_MS", "soon"),
-            ("RECONCILE_INTERVAL_SECS", "0"),
-        ] {
-            assert_eq!(
-                chain(&[(var, value)]).unwrap_err().var,
-                var,
-                "{var}={value}"
-            );
-        }
-        assert!(
-            env(&[]).chain().unwrap().is_none(),
-            "no CLUSTER: record only"
-        );
-    }
-
-    #[test]
-    fn several_tracking_secrets_and_standard_webhooks_secrets() {
-        let c = with(&[(
-            "TRACKING_HMAC_SECRET",
-            "first-secret-0123456, whsec_MDEyMzQ1Njc4OWFiY2RlZg==",
-        )])
-        .unwrap();
-        assert_eq!(c.http.tracking_secrets.len(), 2);
-        assert_eq!(c.http.tracking_secrets[1].expose(), b"0123456789abcdef");
-        assert_eq!(
-            format!("{:?}", c.http.tracking_secrets[0]),
-            "Secret(***)",
-            "secrets never print"
-        );
-    }
-}
-
-/// The chain side of `relayer serve`, when `CLUSTER` is set.
-#[derive(Clone, Debug)]
-pub struct ChainSettings {
-    pub cluster: String,
-    pub priority_fee_micro_lamports: u64,
-    pub reconcile_interval: Duration,
-    pub confirm_poll: Duration,
-}
-
-impl<F: Fn(&str) -> Option<String>> Env<F> {
-    pub fn chain(&self) -> Result<Option<ChainSettings>, ConfigError> {
-        let Some(cluster) = self.optional("CLUSTER") else {
-            return Ok(None);
-        };
-        let reconcile_secs: u64 = self.parsed("RECONCILE_INTERVAL_SECS", 30, "seconds")?;
-        if reconcile_secs == 0 {
-            return Err(ConfigError {
-                var: "RECONCILE_INTERVAL_SECS",
-                problem: "must be at least 1".into(),
-            });
-        }
-        let confirm_poll_ms: u64 = self.parsed("CONFIRM_POLL_MS", 100, "milliseconds")?;
-        if !(10..=10_000).contains(&confirm_poll_ms) {
-            return Err(ConfigError {
-                var: "CONFIRM_POLL_MS",
-                problem: "must be between 10 and 10000".into(),
-            });
-        }
-        Ok(Some(ChainSettings {
-            cluster,
-            priority_fee_micro_lamports: self.parsed(
-                "PRIORITY_FEE_MICRO_LAMPORTS",
-                0,
-                "micro-lamports per compute unit",
-            )?,
-            reconcile_interval: Duration::from_secs(reconcile_secs),
-            confirm_poll: Duration::from_millis(confirm_poll_ms),
-        }))
-    }
-}
+mod tests;

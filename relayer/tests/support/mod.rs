@@ -11,7 +11,7 @@ pub mod postgres;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use relayer::{
-    config::{Config, DatabaseConfig, HttpConfig, QueueConfig, Secret},
+    config::{Config, DatabaseConfig, HttpConfig, QueueConfig, Secret, Secrets},
     domain::{offer::JobAction, signature},
     queue,
     startup::{Application, Role},
@@ -69,13 +69,16 @@ pub fn config(database_url: &str) -> Config {
             actions_rate_per_minute: 10_000,
             public_url: None,
             tls: None,
-            tracking_secrets: vec![
+        },
+        secrets: Secrets {
+            tracking: vec![
                 Secret::new(OLD_HMAC_SECRET.to_vec()),
                 Secret::new(HMAC_SECRET.to_vec()),
             ],
-            jwt_secret: Secret::new(JWT_SECRET.to_vec()),
+            jwt: Secret::new(JWT_SECRET.to_vec()),
             jwt_previous: Some(Secret::new(OLD_JWT_SECRET.to_vec())),
         },
+        secrets_kv: None,
         queue: QueueConfig {
             workers: 2,
             max_attempts: 5,
@@ -85,6 +88,10 @@ pub fn config(database_url: &str) -> Config {
         },
         execute: false,
         stuck_after: Duration::from_secs(86_400),
+        chain: None,
+        signer: None,
+        relayer_address: None,
+        audit_checkpoint_every: Duration::from_secs(300),
     }
 }
 

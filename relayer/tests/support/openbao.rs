@@ -97,7 +97,6 @@ impl OpenBao {
         relayer::signer::connect(
             &relayer::signer::SignerConfig::Vault(self.config(name, None)),
             None,
-            true,
         )
         .await
         .unwrap()

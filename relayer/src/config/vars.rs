@@ -1,0 +1,88 @@
+//! Every environment variable the relayer reads: its name, its default and its help line, in one
+//! table. `relayer --help` prints it; `Env` refuses to read a name that is not here, so a new
+//! variable cannot ship without its help line (the config tests read every one).
+
+pub struct Var {
+    pub name: &'static str,
+    /// What an unset (or empty) variable means, written as a value would be; `None`: no default.
+    pub default: Option<&'static str>,
+    pub help: &'static str,
+}
+
+const fn var(name: &'static str, default: Option<&'static str>, help: &'static str) -> Var {
+    Var {
+        name,
+        default,
+        help,
+    }
+}
+
+pub const VARS: &[Var] = &[
+    var("DATABASE_URL", None, "Postgres URL, e.g. postgres://relayer@127.0.0.1:5432/relayer (required)"),
+    var("TRACKING_HMAC_SECRET", None, "webhook HMAC secret(s), comma-separated during rotation; `whsec_<base64>` for Standard Webhooks secrets (required by serve unless in SECRETS_VAULT_KV; >= 16 bytes each)"),
+    var("ACCESS_JWT_SECRET", None, "HS256 secret for operator API tokens (required by serve unless in SECRETS_VAULT_KV; >= 32 bytes)"),
+    var("ACCESS_JWT_SECRET_PREVIOUS", None, "the previous JWT secret, still accepted during rotation"),
+    var("OPENCLAW_EXECUTE", Some("false"), "true to send transactions; false: simulate and record only"),
+    var("BIND_ADDR", Some("127.0.0.1:8080"), "HTTP listen address"),
+    var("TLS_CERT_FILE", None, "serve HTTPS with this PEM certificate chain (with TLS_KEY_FILE); unset: plain HTTP behind a proxy"),
+    var("TLS_KEY_FILE", None, "the PEM private key of TLS_CERT_FILE"),
+    var("TLS_CLIENT_CA_FILE", None, "with TLS: the operator API requires a client certificate issued by this PEM CA (mTLS)"),
+    var("TRUST_FORWARDED_FOR", Some("false"), "true when behind a proxy that sets X-Forwarded-For"),
+    var("WEBHOOK_RATE_LIMIT_PER_MINUTE", Some("600"), "webhook requests per client IP per minute"),
+    var("WEBHOOK_MAX_BODY_BYTES", Some("65536"), "largest webhook body accepted"),
+    var("ACTIONS_RATE_LIMIT_PER_MINUTE", Some("120"), "Solana Actions requests per client IP per minute"),
+    var("PUBLIC_URL", None, "the relayer's public base URL, e.g. https://escrow.example.com, for links in Solana Actions (unset: from the Host header)"),
+    var("WORKERS", Some("2"), "job workers in this process"),
+    var("JOB_MAX_ATTEMPTS", Some("8"), "attempts before a job is dead"),
+    var("JOB_LEASE_SECS", Some("60"), "how long a claimed job stays locked without a heartbeat (at least 5)"),
+    var("JOB_BACKOFF_BASE_MS", Some("1000"), "first retry delay; doubles per attempt, with jitter"),
+    var("JOB_BACKOFF_MAX_SECS", Some("600"), "longest retry delay"),
+    var("STUCK_AFTER_SECS", Some("86400"), "flag offers delivered/returned but unsettled after this long"),
+    var("SIGNER_MODE", None, "vault (Vault/OpenBao Transit), kms (with KMS_PROVIDER), pkcs11 (HSM) or local (keypair file; tests only); needed with CLUSTER and by `signer check`"),
+    var("PKCS11_MODULE", None, "with SIGNER_MODE=pkcs11: the HSM's PKCS#11 module (.so)"),
+    var("PKCS11_TOKEN_LABEL", None, "with SIGNER_MODE=pkcs11: the token's label"),
+    var("PKCS11_KEY_LABEL", None, "with SIGNER_MODE=pkcs11: the ed25519 key pair's label"),
+    var("PKCS11_PIN", None, "with SIGNER_MODE=pkcs11: the user PIN (or PKCS11_PIN_FILE)"),
+    var("PKCS11_PIN_FILE", None, "with SIGNER_MODE=pkcs11: a file holding the user PIN"),
+    var("KMS_PROVIDER", None, "with SIGNER_MODE=kms: vault (aws and gcp are refused as not supported yet)"),
+    var("KMS_KEY_ID", None, "with SIGNER_MODE=kms: the transit key name"),
+    var("VAULT_URL", None, "Vault/OpenBao address, e.g. https://vault.internal:8200"),
+    var("VAULT_KEY_ID", None, "with SIGNER_MODE=vault: the transit key name (ed25519, not exportable)"),
+    var("VAULT_KEY_VERSION", None, "pin this key version (unset: the latest at start-up)"),
+    var("VAULT_TRANSIT_MOUNT", Some("transit"), "transit mount path"),
+    var("VAULT_TOKEN", None, "Vault token (or VAULT_TOKEN_FILE)"),
+    var("VAULT_TOKEN_FILE", None, "a file holding the Vault token (as Vault Agent writes it)"),
+    var("VAULT_TIMEOUT_SECS", Some("10"), "how long one Vault request may take"),
+    var("RELAYER_ADDRESS", None, "the address the signer must have; start-up fails on any other key (required with OPENCLAW_EXECUTE=true)"),
+    var("SIGNER_KEYPAIR_FILE", None, "with SIGNER_MODE=local: a Solana keypair file (refused with OPENCLAW_EXECUTE=true)"),
+    var("CLUSTER", None, "localnet, devnet, mainnet-beta or an RPC URL: workers act on-chain (simulating unless OPENCLAW_EXECUTE=true); unset: record only"),
+    var("PRIORITY_FEE_MICRO_LAMPORTS", Some("0"), "priority fee per compute unit for the relayer's transactions"),
+    var("CONFIRM_POLL_MS", Some("100"), "how often the statuses of every transaction in flight are asked of the node, in one call (10 to 10000)"),
+    var("RECONCILE_INTERVAL_SECS", Some("30"), "how often the watchtower compares offers with the chain"),
+    var("SECRETS_VAULT_KV", None, "read TRACKING_HMAC_SECRET, ACCESS_JWT_SECRET(_PREVIOUS) from this Vault/OpenBao KV v2 secret, <mount>/<path> (e.g. secret/openclaw/relayer), with VAULT_URL and VAULT_TOKEN(_FILE); re-read for rotation"),
+    var("SECRETS_REFRESH_SECS", Some("60"), "how often SECRETS_VAULT_KV is re-read"),
+    var("AUDIT_CHECKPOINT_SECS", Some("300"), "how often the signer signs the audit log's head"),
+    var("RUST_LOG", Some("info"), "log filter; logs are JSON lines"),
+    var("RELAYER_FAILPOINT", None, "TESTS ONLY, never in production: abort the process (like kill -9) at the named step (after_event_commit, after_claim, after_sign, after_send, before_confirm); inert when unset"),
+];
+
+/// The table's entry for `name`. Reading a variable the table does not list is a bug.
+pub fn entry(name: &str) -> &'static Var {
+    VARS.iter().find(|v| v.name == name).unwrap_or_else(|| {
+        panic!(
+            "{name} is read but has no entry in config::vars::VARS: add its default and help line"
+        )
+    })
+}
+
+/// The `Environment:` section of `relayer --help`.
+pub fn help() -> String {
+    let mut s = String::from("Environment:\n");
+    for v in VARS {
+        match v.default {
+            Some(default) => s += &format!("  {:<30} {} (default {default})\n", v.name, v.help),
+            None => s += &format!("  {:<30} {}\n", v.name, v.help),
+        }
+    }
+    s
+}

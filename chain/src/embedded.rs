@@ -135,6 +135,16 @@ impl Chain for EmbeddedChain {
         })
     }
 
+    fn statuses<'a>(&'a self, signatures: &'a [Signature]) -> ChainFuture<'a, Vec<TxStatus>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(signatures.len());
+            for signature in signatures {
+                out.push(self.status(signature).await?);
+            }
+            Ok(out)
+        })
+    }
+
     fn transactions<'a>(
         &'a self,
         address: &'a Pubkey,

@@ -87,6 +87,9 @@ impl ChainTx {
     }
 }
 
+/// Most signatures one `statuses` request may ask about (the node's `getSignatureStatuses` limit).
+pub const MAX_STATUSES: usize = 256;
+
 /// What the cluster knows about a signature.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TxStatus {
@@ -103,7 +106,11 @@ pub trait Chain: Send + Sync + 'static {
     /// Runs the transaction without checking signatures or committing anything.
     fn simulate<'a>(&'a self, tx: &'a Transaction) -> ChainFuture<'a, Simulation>;
     fn send<'a>(&'a self, tx: &'a Transaction) -> ChainFuture<'a, Signature>;
+    /// One signature's status, searching the node's whole history (slower; for the last word
+    /// on a transaction about to be declared expired).
     fn status<'a>(&'a self, signature: &'a Signature) -> ChainFuture<'a, TxStatus>;
+    /// The statuses of up to `MAX_STATUSES` recent signatures, in one request, in order.
+    fn statuses<'a>(&'a self, signatures: &'a [Signature]) -> ChainFuture<'a, Vec<TxStatus>>;
     /// The cluster's clock (unix seconds), which the program's timelocks use.
     fn unix_time(&self) -> ChainFuture<'_, i64>;
     /// The genesis block's hash: which cluster this is (CAIP-2 `solana:<first 32 characters>`).

@@ -38,6 +38,16 @@ fn unavailable(e: impl std::fmt::Display) -> ChainError {
     ChainError::Unavailable(e.to_string())
 }
 
+/// A node's status entry as ours: landed once confirmed, with its error if it failed.
+fn landed(status: Option<solana_transaction_status_client_types::TransactionStatus>) -> TxStatus {
+    match status {
+        Some(s) if s.satisfies_commitment(CommitmentConfig::confirmed()) => TxStatus::Landed {
+            err: s.err.map(|e| format!("{e:?}")),
+        },
+        _ => TxStatus::Unknown,
+    }
+}
+
 impl Chain for RpcChain {
     fn account<'a>(&'a self, address: &'a Pubkey) -> ChainFuture<'a, Option<ChainAccount>> {
         Box::pin(async move {
@@ -122,14 +132,22 @@ impl Chain for RpcChain {
                 .await
                 .map_err(unavailable)?
                 .value;
-            Ok(match statuses.into_iter().next().flatten() {
-                Some(status) if status.satisfies_commitment(CommitmentConfig::confirmed()) => {
-                    TxStatus::Landed {
-                        err: status.err.map(|e| format!("{e:?}")),
-                    }
-                }
-                _ => TxStatus::Unknown,
-            })
+            Ok(statuses
+                .into_iter()
+                .next()
+                .map_or(TxStatus::Unknown, landed))
+        })
+    }
+
+    fn statuses<'a>(&'a self, signatures: &'a [Signature]) -> ChainFuture<'a, Vec<TxStatus>> {
+        Box::pin(async move {
+            let statuses = self
+                .client
+                .get_signature_statuses(signatures)
+                .await
+                .map_err(unavailable)?
+                .value;
+            Ok(statuses.into_iter().map(landed).collect())
         })
     }
 

@@ -20,7 +20,7 @@ use narrate::{say, step, tokens};
 use relayer::{
     config::Env,
     domain::signature::tracking_signature,
-    executor::{ChainExecutor, ExecutorConfig},
+    pipeline::{Handler, Pipeline, PipelineConfig},
     startup::{Application, Role},
 };
 use serde_json::{json, Value};
@@ -88,21 +88,20 @@ async fn story(stop: CancellationToken) -> anyhow::Result<()> {
     say("OPENCLAW_EXECUTE=true for this throwaway chain only: it signs and sends");
     let pool = relayer::db::pool(&config.database.url)?;
     relayer::db::MIGRATOR.run(&pool).await?;
-    let executor = ChainExecutor {
-        pool: pool.clone(),
-        chain: chain.clone(),
+    let pipeline = Pipeline::new(
+        pool.clone(),
+        chain.clone(),
         signer,
-        config: ExecutorConfig {
+        PipelineConfig {
             execute: true,
-            confirm_window: Duration::from_secs(30),
-            poll: Duration::from_millis(200),
+            confirm_poll: Duration::from_millis(100),
             max_attempts: config.queue.max_attempts,
             priority_fee_micro_lamports: 0,
         },
-    };
+    );
     let jwt = relayer::auth::issue(config.secrets.jwt.expose(), "demo", 3_600);
     let hmac = config.secrets.tracking[0].expose().to_vec();
-    let app = Application::build(config, Role::All, Arc::new(executor))
+    let app = Application::build(config, Role::All, Arc::new(Handler(pipeline)))
         .await?
         .with_chain(chain.clone())
         .with_reconciler(chain.clone(), Duration::from_secs(1));

@@ -10,7 +10,8 @@
 //! A batch is all or nothing. When one fails for a reason other than an unreachable database,
 //! its events are stored again one per transaction, so one bad event cannot fail the others.
 use chrono::{DateTime, Utc};
-use serde_json::json;
+use serde::Serialize;
+use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -19,7 +20,7 @@ use crate::{
     batch::Batcher,
     domain::{offer::OfferStatus, tracking::TrackingEvent},
     error::is_unavailable,
-    queue,
+    offers, queue,
 };
 
 /// Most events one transaction stores.
@@ -184,19 +185,13 @@ async fn store_one(
     entries: &mut Vec<NewEntry>,
 ) -> sqlx::Result<Recorded> {
     // Lock the offer first, then insert: every webhook transaction takes locks in this order.
-    let offer: Option<(Uuid, String, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT id, status, status_at FROM offers WHERE carrier = $1 AND tracking_number = $2 FOR UPDATE",
-    )
-    .bind(&event.carrier)
-    .bind(&event.tracking_number)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let offer = offers::lock_by_shipment(tx, &event.carrier, &event.tracking_number).await?;
     let inserted = sqlx::query(
         "INSERT INTO tracking_events (event_id, offer_id, tracking_number, carrier, status, occurred_at, payload)
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
     )
     .bind(&event.event_id)
-    .bind(offer.as_ref().map(|o| o.0))
+    .bind(offer.as_ref().map(|o| o.id))
     .bind(&event.tracking_number)
     .bind(&event.carrier)
     .bind(event.status.as_str())
@@ -210,30 +205,21 @@ async fn store_one(
     if !inserted {
         return Ok(Recorded::Duplicate { event_id });
     }
-    let offer_id = offer.as_ref().map(|o| o.0);
+    let offer_id = offer.as_ref().map(|o| o.id);
     entries.push(NewEntry::new(
         "tracking_event",
         offer_id,
         json!({ "event_id": event.event_id, "carrier": event.carrier,
                 "status": event.status.as_str(), "occurred_at": event.occurred_at, "offer_id": offer_id }),
     ));
-    let Some((offer_id, status, status_at)) = offer else {
+    let Some(offer) = offer else {
         return Ok(Recorded::UnknownTracking { event_id });
     };
-    let mut current: OfferStatus = status
-        .parse()
-        .map_err(|e: String| sqlx::Error::Decode(e.into()))?;
+    let (offer_id, mut current) = (offer.id, offer.status);
     let mut job_enqueued = false;
-    let in_order = status_at.is_none_or(|at| event.occurred_at >= at);
+    let in_order = offer.status_at.is_none_or(|at| event.occurred_at >= at);
     if let Some((next, job)) = current.apply(event.status).filter(|_| in_order) {
-        sqlx::query(
-            "UPDATE offers SET status = $2, status_at = $3, updated_at = now() WHERE id = $1",
-        )
-        .bind(offer_id)
-        .bind(next.as_str())
-        .bind(event.occurred_at)
-        .execute(&mut *tx)
-        .await?;
+        offers::set_status(tx, offer_id, next, event.occurred_at).await?;
         entries.push(NewEntry::new(
             "offer_status",
             Some(offer_id),
@@ -257,4 +243,25 @@ async fn store_one(
         status: current,
         job_enqueued,
     })
+}
+
+/// A stored tracking event, as the operator API shows it.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct StoredEvent {
+    pub event_id: String,
+    pub status: String,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub payload: Value,
+}
+
+/// The offer's tracking events, in the order they happened.
+pub async fn events_of(pool: &PgPool, offer: Uuid) -> sqlx::Result<Vec<StoredEvent>> {
+    sqlx::query_as(
+        "SELECT event_id, status, occurred_at, received_at, payload FROM tracking_events
+         WHERE offer_id = $1 ORDER BY occurred_at, id",
+    )
+    .bind(offer)
+    .fetch_all(pool)
+    .await
 }

@@ -1,19 +1,20 @@
 //! The openclaw-escrow relayer: verified tracking webhooks, durable Postgres state, and a job
 //! queue whose workers turn deliveries into on-chain approvals.
-pub mod actions;
 pub mod audit;
 pub mod auth;
 pub mod batch;
+pub mod blinks;
 pub mod commands;
 pub mod config;
 pub mod db;
 pub mod deal;
 pub mod domain;
 pub mod error;
-pub mod executor;
 pub mod failpoint;
 pub mod ingest;
 pub mod metrics;
+pub mod offers;
+pub mod pipeline;
 pub mod queue;
 pub mod reconcile;
 pub mod routes;

@@ -6,9 +6,9 @@ use prometheus::{
 };
 use sqlx::PgPool;
 
-use crate::domain::offer::OfferStatus;
+use crate::{domain::offer::OfferStatus, offers, queue};
 
-pub const JOB_STATES: [&str; 4] = ["pending", "running", "succeeded", "dead"];
+pub const JOB_STATES: [&str; 5] = ["pending", "running", "confirming", "succeeded", "dead"];
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -168,70 +168,31 @@ impl Metrics {
         stuck_after: std::time::Duration,
     ) -> sqlx::Result<()> {
         let statuses: Vec<&str> = OfferStatus::ALL.iter().map(|s| s.as_str()).collect();
-        refresh(
+        set_all(
             &self.offers,
             &statuses,
-            "SELECT status, count(*) FROM offers GROUP BY status",
-            pool,
-        )
-        .await?;
-        refresh(
+            offers::count_by_status(pool).await?,
+        );
+        set_all(
             &self.settled,
             &["released", "refunded"],
-            "SELECT settlement, count(*) FROM offers WHERE settlement IS NOT NULL GROUP BY settlement",
-            pool,
-        )
-        .await?;
-        refresh(
-            &self.jobs,
-            &JOB_STATES,
-            "SELECT state, count(*) FROM jobs GROUP BY state",
-            pool,
-        )
-        .await?;
-        let lag: f64 = sqlx::query_scalar(
-            "SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(run_at))::float8, 0)
-             FROM jobs WHERE state = 'pending' AND run_at <= now()",
-        )
-        .fetch_one(pool)
-        .await?;
-        self.queue_lag.set(lag.max(0.0));
+            offers::count_by_settlement(pool).await?,
+        );
+        set_all(&self.jobs, &JOB_STATES, queue::count_by_state(pool).await?);
+        self.queue_lag.set(queue::lag_seconds(pool).await?.max(0.0));
         self.stuck
-            .set(stuck_offers(pool, stuck_after).await?.len() as i64);
+            .set(offers::stuck(pool, stuck_after).await?.len() as i64);
         Ok(())
     }
 }
 
-/// Sets a gauge per label from a `SELECT label, count(*)` query; labels absent from the result
-/// read 0 rather than keeping a stale value.
-async fn refresh(
-    gauge: &IntGaugeVec,
-    labels: &[&str],
-    counts: &'static str,
-    pool: &PgPool,
-) -> sqlx::Result<()> {
+/// Sets a gauge per label from (label, count) rows; labels absent from them read 0 rather than
+/// keeping a stale value.
+fn set_all(gauge: &IntGaugeVec, labels: &[&str], counts: Vec<(String, i64)>) {
     for label in labels {
         gauge.with_label_values(&[*label]).set(0);
     }
-    let rows: Vec<(String, i64)> = sqlx::query_as(counts).fetch_all(pool).await?;
-    for (label, n) in rows {
+    for (label, n) in counts {
         gauge.with_label_values(&[&label]).set(n);
     }
-    Ok(())
-}
-
-/// Escrow addresses of offers whose shipment ended (delivered or returned) longer than
-/// `stuck_after` ago without their escrow settling: something needs a human.
-pub async fn stuck_offers(
-    pool: &PgPool,
-    stuck_after: std::time::Duration,
-) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
-        "SELECT escrow FROM offers
-         WHERE settlement IS NULL AND status IN ('delivered', 'returned')
-           AND updated_at < now() - make_interval(secs => $1)",
-    )
-    .bind(stuck_after.as_secs_f64())
-    .fetch_all(pool)
-    .await
 }

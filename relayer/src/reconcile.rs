@@ -7,15 +7,15 @@
 //! address is never cranked, and its events never settle the offer.
 use std::{sync::Arc, time::Duration};
 
-use anchor_lang::AccountDeserialize;
-use escrow::Escrow;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     chain::Chain,
-    deal::{self, OfferKeys, OnChainTerms},
-    executor::queue_crank,
+    deal::{self, EscrowAt},
+    domain::offer::{Offer, OnChainTerms},
+    offers,
+    pipeline::queue_crank,
 };
 
 /// One pass over the unsettled offers; returns how many were looked at.
@@ -24,29 +24,29 @@ pub async fn reconcile_once(
     chain: &dyn Chain,
     max_attempts: i32,
 ) -> anyhow::Result<usize> {
-    let offers = deal::unsettled(pool).await?;
-    for offer in &offers {
+    let unsettled = offers::unsettled(pool).await?;
+    for offer in &unsettled {
         reconcile_offer(pool, chain, offer, max_attempts).await?;
     }
-    Ok(offers.len())
+    Ok(unsettled.len())
 }
 
 async fn reconcile_offer(
     pool: &PgPool,
     chain: &dyn Chain,
-    offer: &OfferKeys,
+    offer: &Offer,
     max_attempts: i32,
 ) -> anyhow::Result<()> {
     let escrow = offer.escrow;
-    let open = match chain.account(&escrow).await? {
-        None => None,
-        Some(account) if account.owner != escrow::ID => {
-            tracing::warn!(%escrow, "offer's escrow is not owned by the escrow program; check the registration");
+    let open = match deal::read(chain, &escrow).await? {
+        EscrowAt::Nothing => None,
+        EscrowAt::Foreign(why) => {
+            tracing::warn!(%escrow, "{why}; check the offer's registration");
             return Ok(());
         }
-        Some(account) => Escrow::try_deserialize(&mut account.data.as_slice()).ok(),
+        EscrowAt::Open(state) => Some(state),
     };
-    match (open, offer.created_slot) {
+    match (open, offer.deal_slot) {
         // The bound deal is open: queue the crank of whatever is scheduled on it.
         (Some(state), Some(bound)) if state.created_slot == bound => {
             let note = queue_crank(pool, offer.id, &state, max_attempts).await?;
@@ -55,10 +55,10 @@ async fn reconcile_offer(
         // The bound deal closed; the address is empty or holds a later deal.
         (_, Some(bound)) => settle_from_history(pool, chain, offer, bound).await?,
         // Not bound yet and open: bind it if it is the registered deal.
-        (Some(state), None) => match deal::check_matches(&OnChainTerms::from(&state), offer) {
+        (Some(state), None) => match offer.check_deal(&OnChainTerms::from(&*state)) {
             Ok(()) => {
                 let mut conn = pool.acquire().await?;
-                deal::bind(&mut conn, offer.id, state.created_slot).await?;
+                offers::bind_deal(&mut conn, offer.id, state.created_slot).await?;
                 drop(conn);
                 queue_crank(pool, offer.id, &state, max_attempts).await?;
             }
@@ -68,7 +68,7 @@ async fn reconcile_offer(
         (None, None) => {
             if let Some(slot) = deal::first_matching(chain, offer).await? {
                 let mut conn = pool.acquire().await?;
-                deal::bind(&mut conn, offer.id, slot).await?;
+                offers::bind_deal(&mut conn, offer.id, slot).await?;
                 drop(conn);
                 settle_from_history(pool, chain, offer, slot).await?;
             }
@@ -80,7 +80,7 @@ async fn reconcile_offer(
 async fn settle_from_history(
     pool: &PgPool,
     chain: &dyn Chain,
-    offer: &OfferKeys,
+    offer: &Offer,
     created_slot: u64,
 ) -> anyhow::Result<()> {
     let escrow = offer.escrow;
@@ -114,7 +114,7 @@ pub async fn run(
         if let Err(e) = reconcile_once(&pool, chain.as_ref(), max_attempts).await {
             tracing::warn!(error = %e, "reconciliation pass failed; next pass in {interval:?}");
         }
-        match crate::metrics::stuck_offers(&pool, stuck_after).await {
+        match offers::stuck(&pool, stuck_after).await {
             Ok(stuck) => {
                 for escrow in stuck {
                     tracing::warn!(%escrow, "offer ended but its escrow has not settled: check its jobs (GET /v1/jobs?state=dead) and the escrow on-chain");

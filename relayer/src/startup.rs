@@ -36,7 +36,7 @@ pub fn router(state: AppState) -> Router {
             "/webhooks/tracking",
             post(routes::webhooks::tracking).layer(DefaultBodyLimit::max(webhook_limit)),
         )
-        .merge(routes::actions::router(state.clone()))
+        .merge(routes::blinks::router(state.clone()))
         .route("/v1/offers", post(routes::offers::create))
         .route("/v1/offers/{id}", get(routes::offers::get))
         .route("/v1/jobs", get(routes::jobs::list))
@@ -76,21 +76,21 @@ pub async fn serve(config: Config, role: Role) -> anyhow::Result<Application> {
     .await?;
     let chain: Arc<dyn crate::chain::Chain> =
         Arc::new(crate::chain::rpc::RpcChain::new(&settings.cluster));
-    let executor = crate::executor::ChainExecutor {
+    let pipeline = crate::pipeline::Pipeline::new(
         pool,
-        chain: chain.clone(),
-        signer: signer.clone(),
-        config: crate::executor::ExecutorConfig {
+        chain.clone(),
+        signer.clone(),
+        crate::pipeline::PipelineConfig {
             execute: config.execute,
-            confirm_window: std::time::Duration::from_secs(60),
-            poll: settings.confirm_poll,
+            confirm_poll: settings.confirm_poll,
             max_attempts: config.queue.max_attempts,
             priority_fee_micro_lamports: settings.priority_fee_micro_lamports,
         },
-    };
+    );
     tracing::info!(cluster = %settings.cluster, execute = config.execute, "acting on-chain");
     let checkpoint_every = config.audit_checkpoint_every;
-    Ok(Application::build(config, role, Arc::new(executor))
+    let handler = Arc::new(crate::pipeline::Handler(pipeline));
+    Ok(Application::build(config, role, handler)
         .await?
         .with_chain(chain.clone())
         .with_reconciler(chain, settings.reconcile_interval)
@@ -216,6 +216,12 @@ impl Application {
                 wake.clone(),
                 shutdown.clone(),
             ));
+            if let Some(stage) = self
+                .handler
+                .confirm_stage(&self.state.config.queue, &self.state.metrics)
+            {
+                tasks.spawn(stage.run(shutdown.clone()));
+            }
             let completions = crate::queue::completions(self.state.pool.clone());
             for i in 0..self.state.config.queue.workers {
                 let worker = Worker {

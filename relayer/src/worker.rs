@@ -17,7 +17,17 @@ use crate::{
 /// Longest an idle worker sleeps without a notification (covers a lost NOTIFY connection).
 const POLL: Duration = Duration::from_secs(5);
 
-pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Result<String, JobError>> + Send + 'a>>;
+pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Result<Ran, JobError>> + Send + 'a>>;
+
+/// How an attempt that did not fail ended.
+#[derive(Debug)]
+pub enum Ran {
+    /// The job is done; the note says what was done, for the operator.
+    Done(String),
+    /// Its transaction is sent and the job handed to the confirm stage, which ends the attempt
+    /// (`queue::hand_to_confirm`): this worker is free.
+    Handed,
+}
 
 /// Why a job attempt failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,10 +48,20 @@ pub enum JobError {
     },
 }
 
-/// Runs one job. `Ok(result)` completes it with a note for the operator; `Err` counts a failed
-/// attempt. Handlers must be idempotent: a job can run again after a crash.
+/// Runs one job. `Ok(Ran::Done(note))` completes it with a note for the operator; `Err` counts a
+/// failed attempt. Handlers must be idempotent: a job can run again after a crash.
 pub trait JobHandler: Send + Sync + 'static {
     fn run<'a>(&'a self, job: &'a Job) -> JobFuture<'a>;
+
+    /// The stage that ends the attempts this handler hands over (`Ran::Handed`), run beside the
+    /// workers; `None` for handlers that never hand over.
+    fn confirm_stage(
+        &self,
+        _queue: &QueueConfig,
+        _metrics: &Metrics,
+    ) -> Option<crate::pipeline::confirm::Confirmer> {
+        None
+    }
 }
 
 /// The handler while `OPENCLAW_EXECUTE` is false: records what the relayer would do on-chain
@@ -51,10 +71,10 @@ pub struct Simulate;
 impl JobHandler for Simulate {
     fn run<'a>(&'a self, job: &'a Job) -> JobFuture<'a> {
         Box::pin(async move {
-            Ok(format!(
+            Ok(Ran::Done(format!(
                 "simulated {} for offer {}; nothing sent",
                 job.action, job.offer_id
-            ))
+            )))
         })
     }
 }
@@ -148,7 +168,9 @@ impl Worker {
         };
         drop(run);
         let recorded = match outcome {
-            Ok(result) => self
+            // The confirm stage records how the attempt ends.
+            Ok(Ran::Handed) => Ok(()),
+            Ok(Ran::Done(result)) => self
                 .completions
                 .submit(Completion {
                     job: job.clone(),

@@ -5,9 +5,8 @@
 //! - Postgres stopped and started again under a stream of webhooks;
 //! - the RPC node down, then back.
 //!
-//! OpenBao down is `openbao_down_means_retries_then_success` in `chain_embedded`: retries,
-//! `relayer_signer_errors_total{kind="unavailable"}` moving, then success (`localnet` runs the
-//! same story on the validator).
+//! OpenBao down is the story `openbao_down_means_retries_then_success` in `chain/stories.rs`, on
+//! both backends: retries, `relayer_signer_errors_total{kind="unavailable"}` moving, then success.
 mod support;
 
 use std::{
@@ -34,7 +33,7 @@ use solana_signer::Signer;
 use sqlx::PgPool;
 use support::{
     doubles::Network,
-    embedded::story,
+    ledger::Ledger,
     node::{ata, free_port, Node, NodeDeal, AMOUNT},
     postgres::PrivatePostgres,
     *,
@@ -329,13 +328,15 @@ async fn settlement(pool: &PgPool) -> Option<String> {
         .unwrap()
 }
 
-/// No job waiting or running. (The watchtower may record the settlement it reads on-chain
-/// before the crank's own job has seen its transaction confirmed.)
+/// No job waiting, running or confirming. (The watchtower may record the settlement it reads
+/// on-chain before the crank's own job has seen its transaction confirmed.)
 async fn idle(pool: &PgPool) -> bool {
-    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM jobs WHERE state IN ('pending', 'running')")
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM jobs WHERE state IN ('pending', 'running', 'confirming')",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
         == 0
 }
 
@@ -583,16 +584,22 @@ async fn stored(pool: &PgPool, event_ids: &[String]) -> usize {
 
 #[tokio::test]
 async fn an_rpc_node_down_means_retries_then_the_approval_lands() {
-    let s = story().await;
-    let node = Arc::new(Network::new(Arc::new(s.chain.clone())));
+    let ledger = Ledger::embedded().await;
+    let p = ledger.parties().await;
+    let deal = ledger
+        .open(
+            &p,
+            p.args(ledger.kms.pubkey(), ledger.now().await, 3_600, 3_600),
+        )
+        .await;
+    let node = Arc::new(Network::new(ledger.chain.clone()));
     node.down.store(true, Ordering::SeqCst);
-    let mut cfg = config(&s.database_url);
     // Enough attempts that the outage ends before the attempt budget does.
-    cfg.queue.max_attempts = 1_000;
-    let app = spawn(cfg, Role::All, s.executor(node.clone())).await;
-    s.register(&app).await;
+    let r = ledger.relayer(node.clone()).await;
+    let app = &r.app;
+    r.register(&p, &deal, "1ZRPC").await;
     assert_eq!(
-        app.webhook(&event("rpc-1", "1ZE2E", "delivered")).await.0,
+        app.webhook(&event("rpc-1", "1ZRPC", "delivered")).await.0,
         200
     );
     eventually("the approval failed and was retried", || async {
@@ -614,7 +621,7 @@ async fn an_rpc_node_down_means_retries_then_the_approval_lands() {
     assert!(app.metric("relayer_job_retries_total").await >= 2.0);
     assert_eq!(app.metric("relayer_jobs_dead_total").await, 0.0);
     assert_eq!(
-        s.signer.signed.load(Ordering::SeqCst),
+        r.signer.signed.load(Ordering::SeqCst),
         0,
         "nothing signed while the node is down"
     );
@@ -631,16 +638,16 @@ async fn an_rpc_node_down_means_retries_then_the_approval_lands() {
     })
     .await;
     assert_eq!(
-        s.escrow().unwrap().release_approvals,
+        ledger.escrow(&deal.escrow).await.unwrap().release_approvals,
         1 << 3,
         "the relayer's approval landed"
     );
-    assert_eq!(s.signer.signed.load(Ordering::SeqCst), 1, "signed once");
+    assert_eq!(r.signer.signed.load(Ordering::SeqCst), 1, "signed once");
     let confirmed: i64 =
         sqlx::query_scalar("SELECT count(*) FROM chain_txs WHERE state = 'confirmed'")
             .fetch_one(&app.pool)
             .await
             .unwrap();
     assert_eq!((app.count("chain_txs").await, confirmed), (1, 1));
-    app.stop().await;
+    r.app.stop().await;
 }

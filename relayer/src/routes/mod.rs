@@ -1,5 +1,5 @@
-pub mod actions;
 pub mod audit;
+pub mod blinks;
 pub mod health;
 pub mod jobs;
 pub mod metrics;

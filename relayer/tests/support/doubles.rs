@@ -117,7 +117,11 @@ impl Chain for Network {
     }
     fn send<'a>(&'a self, tx: &'a Transaction) -> ChainFuture<'a, Signature> {
         if self.hold_sends.load(Ordering::SeqCst) && !self.down.load(Ordering::SeqCst) {
-            self.held.lock().unwrap().push(tx.clone());
+            // The same transaction sent again (the relayer resends until it lands) is held once.
+            let mut held = self.held.lock().unwrap();
+            if !held.iter().any(|t| t.signatures == tx.signatures) {
+                held.push(tx.clone());
+            }
             return Box::pin(std::future::ready(Ok(tx.signatures[0])));
         }
         unless_down!(self, self.inner.send(tx))
@@ -127,6 +131,12 @@ impl Chain for Network {
             return Box::pin(std::future::pending());
         }
         unless_down!(self, self.inner.status(s))
+    }
+    fn statuses<'a>(&'a self, s: &'a [Signature]) -> ChainFuture<'a, Vec<TxStatus>> {
+        if self.hang_status.load(Ordering::SeqCst) {
+            return Box::pin(std::future::pending());
+        }
+        unless_down!(self, self.inner.statuses(s))
     }
     fn transactions<'a>(
         &'a self,

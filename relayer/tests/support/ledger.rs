@@ -11,7 +11,7 @@ use anchor_lang::{prelude::Pubkey, solana_program::instruction::Instruction, Acc
 use escrow::{client, client::Deal, CreateArgs, Escrow};
 use relayer::{
     chain::{self, embedded::EmbeddedChain, Chain, ConfirmError},
-    executor::{ChainExecutor, ExecutorConfig},
+    pipeline::{Handler, Pipeline, PipelineConfig},
     signer::TxSigner,
     startup::Role,
 };
@@ -42,6 +42,17 @@ pub struct Ledger {
     /// The relayer's key, held by a real OpenBao.
     pub kms: Arc<dyn TxSigner>,
     backend: Backend,
+}
+
+/// How a relayer under test runs: on which chain (the ledger's, or a double around it), with how
+/// many workers, on which database (a fresh one unless given), executing or simulating.
+pub struct Setup {
+    pub chain: Arc<dyn Chain>,
+    pub workers: usize,
+    pub database_url: Option<String>,
+    pub execute: bool,
+    pub priority_fee_micro_lamports: u64,
+    pub role: Role,
 }
 
 /// A buyer, a seller and an arbiter with SOL, and a mint of which the buyer holds 5 × `AMOUNT`.
@@ -81,6 +92,40 @@ impl Ledger {
 
     pub fn is_node(&self) -> bool {
         matches!(self.backend, Backend::Node(_))
+    }
+
+    /// The OpenBao server holding the relayer's key (to freeze it).
+    pub fn bao(&self) -> &OpenBao {
+        match &self.backend {
+            Backend::Embedded { _bao, .. } => _bao,
+            Backend::Node(node) => &node.bao,
+        }
+    }
+
+    /// The node, for what only a real validator has (its URL, the `relayer` binary on it).
+    pub fn real_node(&self) -> Option<&Node> {
+        match &self.backend {
+            Backend::Node(node) => Some(node),
+            Backend::Embedded { .. } => None,
+        }
+    }
+
+    /// The in-process SVM, for what only it can do (read balances without a token account).
+    pub fn svm(&self) -> Option<&EmbeddedChain> {
+        match &self.backend {
+            Backend::Embedded { svm, .. } => Some(svm),
+            Backend::Node(_) => None,
+        }
+    }
+
+    /// Seconds a dispute window must last for a story to act inside it: the node's clock moves
+    /// with the wall clock, so its windows are short.
+    pub fn timelock(&self, embedded: u32, node: u32) -> u32 {
+        if self.is_node() {
+            node
+        } else {
+            embedded
+        }
     }
 
     async fn airdrop(&self, to: &Pubkey) {
@@ -194,34 +239,82 @@ impl Ledger {
         deal
     }
 
-    /// A relayer on its own database executing on `chain` (this ledger's, or a double around
-    /// it), with its workers running; it has no watchtower of its own (`Relayer::reconcile`).
+    /// The default setup: this ledger's chain, two workers, a fresh database, executing.
+    pub fn setup(&self) -> Setup {
+        Setup {
+            chain: self.chain.clone(),
+            workers: 2,
+            database_url: None,
+            execute: true,
+            priority_fee_micro_lamports: 0,
+            role: Role::All,
+        }
+    }
+
+    /// A relayer executing on `chain` (this ledger's, or a double around it), on a fresh
+    /// database, with its workers and confirm stage running; it has no watchtower of its own
+    /// (`Relayer::reconcile`).
     pub async fn relayer(&self, chain: Arc<dyn Chain>) -> Relayer {
-        let database_url = fresh_database().await;
+        self.start(Setup {
+            chain,
+            ..self.setup()
+        })
+        .await
+    }
+
+    pub async fn start(&self, setup: Setup) -> Relayer {
+        let database_url = match &setup.database_url {
+            Some(url) => url.clone(),
+            None => fresh_database().await,
+        };
         let signer = Arc::new(Counting {
             inner: self.kms.clone(),
             signed: AtomicUsize::new(0),
         });
-        let executor = Arc::new(ChainExecutor {
-            pool: relayer::db::pool(&database_url).unwrap(),
-            chain: chain.clone(),
-            signer: signer.clone(),
-            config: ExecutorConfig {
-                execute: true,
-                confirm_window: Duration::from_secs(if self.is_node() { 5 } else { 1 }),
-                poll: Duration::from_millis(if self.is_node() { 100 } else { 10 }),
-                max_attempts: 5,
-                priority_fee_micro_lamports: 0,
-            },
-        });
+        let pipeline = self.pipeline(&database_url, setup.chain.clone(), signer.clone(), &setup);
         let mut cfg = config(&database_url);
+        cfg.queue.workers = setup.workers;
         // Stories that hold the relayer back need attempts to spare.
         cfg.queue.max_attempts = 100;
         Relayer {
-            app: spawn(cfg, Role::All, executor).await,
+            app: spawn(cfg, setup.role, Arc::new(Handler(pipeline))).await,
+            chain: setup.chain,
+            signer,
+            database_url,
+        }
+    }
+
+    /// The pipeline a relayer of `setup` runs, signing through `signer`.
+    pub fn pipeline(
+        &self,
+        database_url: &str,
+        chain: Arc<dyn Chain>,
+        signer: Arc<Counting>,
+        setup: &Setup,
+    ) -> Arc<Pipeline> {
+        Pipeline::new(
+            relayer::db::pool(database_url).unwrap(),
             chain,
             signer,
-        }
+            PipelineConfig {
+                execute: setup.execute,
+                confirm_poll: Duration::from_millis(if self.is_node() { 100 } else { 10 }),
+                max_attempts: 5,
+                priority_fee_micro_lamports: setup.priority_fee_micro_lamports,
+            },
+        )
+    }
+
+    /// A token account's balance; 0 when it does not exist (yet).
+    pub async fn token_balance(&self, account: &Pubkey) -> u64 {
+        self.chain.account(account).await.unwrap().map_or(0, |a| {
+            u64::from_le_bytes(a.data[64..72].try_into().unwrap())
+        })
+    }
+
+    /// A party signs one instruction with their own wallet.
+    pub async fn party(&self, ix: Instruction, who: &Keypair) -> Signature {
+        self.send(&[ix], &[who]).await
     }
 }
 
@@ -270,11 +363,12 @@ pub fn create_ata(payer: &Pubkey, owner: &Pubkey, mint: &Pubkey) -> Instruction 
     )
 }
 
-/// A relayer under test: the real app with workers, on a fresh database.
+/// A relayer under test: the real app with workers and the confirm stage.
 pub struct Relayer {
     pub app: TestApp,
     pub chain: Arc<dyn Chain>,
     pub signer: Arc<Counting>,
+    pub database_url: String,
 }
 
 impl Relayer {
@@ -325,6 +419,14 @@ impl Relayer {
         relayer::reconcile::reconcile_once(&self.app.pool, &*self.chain, 5)
             .await
             .unwrap();
+    }
+
+    pub async fn last_error(&self, action: &str) -> Option<String> {
+        self.job(action).await.and_then(|j| j.1)
+    }
+
+    pub async fn result(&self, action: &str) -> Option<String> {
+        self.job(action).await.and_then(|j| j.2)
     }
 
     /// Transactions the relayer signed, oldest first: (signature, state, error).

@@ -2,7 +2,6 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod doubles;
-pub mod embedded;
 pub mod ledger;
 pub mod node;
 pub mod openbao;

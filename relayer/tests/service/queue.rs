@@ -1,5 +1,4 @@
 //! The job queue against the real Postgres: races, leases, backoff, dead jobs, shutdown.
-mod support;
 
 use std::{
     collections::HashMap,
@@ -10,13 +9,13 @@ use std::{
     time::Duration,
 };
 
+use crate::support::*;
 use relayer::{
     queue::{self, Job},
     startup::Role,
-    worker::{JobError, JobFuture, JobHandler},
+    worker::{JobError, JobFuture, JobHandler, Ran},
 };
 use serde_json::Value;
-use support::*;
 use tokio::sync::Notify;
 
 /// Records every run; fails while `failing` is set; optionally blocks until released.
@@ -40,7 +39,7 @@ impl JobHandler for Recorder {
             if self.failing.load(Ordering::SeqCst) {
                 Err(JobError::Retry("chain unavailable (test)".into()))
             } else {
-                Ok(format!("ran {}", job.id))
+                Ok(Ran::Done(format!("ran {}", job.id)))
             }
         })
     }
@@ -338,7 +337,7 @@ impl JobHandler for Panicky {
             if job.attempts == 1 {
                 panic!("boom on the first attempt");
             }
-            Ok("fine the second time".into())
+            Ok(Ran::Done("fine the second time".into()))
         })
     }
 }

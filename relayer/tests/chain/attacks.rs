@@ -1,34 +1,23 @@
 //! An escrow's address is reused once its deal closes, and these are the attacks that reuse
-//! allows, tried against the relayer on both chain backends: a signature of the relayer's made
-//! for one deal landing on the next deal at the address, a settled address gaining a
-//! contradicting settlement, an event forged by another program, and an event in a failed
-//! transaction. Each must leave the relayer's record and the money where they belong.
-mod support;
-
+//! allows, tried against the relayer: a signature of the relayer's made for one deal landing on
+//! the next deal at the address, a settled address gaining a contradicting settlement, an event
+//! forged by another program, and an event in a failed transaction. Each must leave the
+//! relayer's record and the money where they belong.
 use std::sync::{atomic::Ordering, Arc};
 
 use anchor_lang::{prelude::AccountMeta, solana_program::instruction::Instruction, Event};
 use escrow::{client::Deal, events, Outcome};
 use relayer::deal;
 use solana_signer::Signer;
-use support::{
+use uuid::Uuid;
+
+use crate::support::{
     doubles::Network,
     eventually,
     ledger::{ata, create_ata, Ledger, Parties, Relayer},
 };
-use uuid::Uuid;
 
-#[tokio::test]
-async fn on_the_embedded_chain() {
-    every_attack(&Ledger::embedded().await).await;
-}
-
-#[tokio::test]
-async fn on_a_real_node() {
-    every_attack(&Ledger::node().await).await;
-}
-
-async fn every_attack(ledger: &Ledger) {
+pub async fn all(ledger: &Ledger) {
     a_signature_for_one_deal_never_counts_on_the_next(ledger).await;
     a_settled_deal_keeps_its_settlement_when_its_address_settles_again(ledger).await;
     an_event_forged_by_another_program_settles_nothing(ledger).await;
@@ -196,7 +185,7 @@ async fn an_event_forged_by_another_program_settles_nothing(ledger: &Ledger) {
         created_slot: deal.created_slot,
         seller: p.seller.pubkey(),
         seller_token_account: ata(&p.seller.pubkey(), &p.mint),
-        amount: support::ledger::AMOUNT,
+        amount: crate::support::ledger::AMOUNT,
     };
     let attacker = ledger.wallet().await;
     ledger

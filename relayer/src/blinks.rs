@@ -1,9 +1,10 @@
-//! Solana Actions for an offer's parties: unsigned transactions that the buyer or seller signs in
-//! their own wallet. The relayer never sees their keys; it builds, simulates and explains, and
+//! Solana Actions ("blinks") for an offer's parties: unsigned transactions that the buyer or
+//! seller signs in their own wallet. (In this crate "action" is a job's; the Solana Actions
+//! surface is called blinks, though its URLs and metric keep the spec's name.) The relayer never sees their keys; it builds, simulates and explains, and
 //! hands out only transactions that would succeed for the account that asked.
 use std::str::FromStr;
 
-use anchor_lang::{prelude::Pubkey, AccountDeserialize};
+use anchor_lang::prelude::Pubkey;
 use chrono::{DateTime, Utc};
 use escrow::{
     client::{self, Deal},
@@ -15,8 +16,8 @@ use spl_associated_token_account_interface::address::get_associated_token_addres
 
 use crate::{
     chain::{Chain, ChainError},
-    domain::offer::deal_ref,
-    routes::offers::Offer,
+    deal::{self, EscrowAt},
+    domain::offer::{deal_ref, Offer, OnChainTerms},
 };
 
 /// What a party can do to an offer's escrow from a wallet.
@@ -93,16 +94,12 @@ pub struct Policy {
 
 impl Policy {
     fn from_offer(offer: &Offer) -> Option<Self> {
+        let terms = offer.terms.as_ref()?;
         Some(Self {
-            approvers: offer
-                .approvers
-                .as_ref()?
-                .iter()
-                .map(|a| a.parse().ok())
-                .collect::<Option<_>>()?,
-            threshold: u8::try_from(offer.threshold?).ok()?,
-            timelock_secs: u32::try_from(offer.timelock_secs?).ok()?,
-            refund_after: offer.refund_after?,
+            approvers: terms.approvers.clone(),
+            threshold: terms.threshold,
+            timelock_secs: terms.timelock_secs,
+            refund_after: terms.refund_after,
         })
     }
 
@@ -122,12 +119,12 @@ impl Policy {
             .approvers
             .iter()
             .map(|a| {
-                let a = a.to_string();
-                if a == offer.buyer {
+                if *a == offer.buyer {
                     "buyer".into()
-                } else if a == offer.seller {
+                } else if *a == offer.seller {
                     "seller".into()
                 } else {
+                    let a = a.to_string();
                     format!("{}…{}", &a[..4], &a[a.len() - 4..])
                 }
             })
@@ -161,11 +158,6 @@ pub fn human_time(unix: i64) -> String {
     )
 }
 
-/// An offer's amount (positive, checked at registration) as a decimal number of tokens.
-fn ui_amount(amount: i64, decimals: u8) -> String {
-    client::ui_amount(u64::try_from(amount).unwrap_or(0), decimals)
-}
-
 /// What the GET of an action shows: the offer, its policy and whether the action is open.
 pub struct Metadata {
     pub title: String,
@@ -183,39 +175,29 @@ struct OnChain {
 }
 
 async fn read_chain(chain: &dyn Chain, offer: &Offer) -> Result<OnChain, ActionError> {
-    let escrow_address = parse_key(&offer.escrow)?;
-    let escrow = match chain.account(&escrow_address).await? {
-        None => None,
-        Some(account) if account.owner == escrow::ID => Some(
-            Escrow::try_deserialize(&mut account.data.as_slice())
-                .map_err(|_| refused(format!("{escrow_address} is not an escrow account")))?,
-        ),
-        Some(_) => {
-            return Err(refused(format!(
-                "{escrow_address} is not owned by the escrow program"
-            )))
-        }
+    let escrow = match deal::read(chain, &offer.escrow).await? {
+        EscrowAt::Nothing => None,
+        EscrowAt::Foreign(why) => return Err(refused(why)),
+        EscrowAt::Open(state) => Some(*state),
     };
     if let Some(state) = &escrow {
-        let bound = offer.escrow_created_slot;
-        if bound.is_some_and(|slot| i64::try_from(state.created_slot) != Ok(slot)) {
+        if offer
+            .deal_slot
+            .is_some_and(|slot| slot != state.created_slot)
+        {
             return Err(refused(
                 "the escrow at this address is a later deal than this offer's, which has closed; \
                  do not sign anything for it",
             ));
         }
-        let same = state.buyer.to_string() == offer.buyer
-            && state.seller.to_string() == offer.seller
-            && state.mint.to_string() == offer.mint
-            && i64::try_from(state.amount) == Ok(offer.amount);
-        if !same {
+        if offer.check_deal(&OnChainTerms::from(state)).is_err() {
             return Err(refused(
                 "the escrow on-chain does not match this offer; do not sign anything for it",
             ));
         }
     }
     // A mint's decimals sit at byte 44 of its base layout, for SPL Token and Token-2022 alike.
-    let mint = chain.account(&parse_key(&offer.mint)?).await?;
+    let mint = chain.account(&offer.mint).await?;
     let token_program = mint
         .as_ref()
         .map(|m| m.owner)
@@ -228,11 +210,6 @@ async fn read_chain(chain: &dyn Chain, offer: &Offer) -> Result<OnChain, ActionE
         decimals,
         token_program,
     })
-}
-
-fn parse_key(s: &str) -> Result<Pubkey, ActionError> {
-    s.parse()
-        .map_err(|_| refused(format!("{s} is not a valid address")))
 }
 
 pub async fn describe(
@@ -251,7 +228,7 @@ pub async fn describe(
     let amount = match on_chain.as_ref().and_then(|c| c.decimals) {
         Some(d) => format!(
             "{} tokens of mint {}",
-            ui_amount(offer.amount, d),
+            client::ui_amount(offer.amount, d),
             offer.mint
         ),
         None => format!("{} base units of mint {}", offer.amount, offer.mint),
@@ -298,8 +275,8 @@ pub async fn build(
     account: Pubkey,
 ) -> Result<(Transaction, String), ActionError> {
     let on_chain = read_chain(chain, offer).await?;
-    let escrow_address = parse_key(&offer.escrow)?;
-    let buyer = parse_key(&offer.buyer)?;
+    let escrow_address = offer.escrow;
+    let buyer = offer.buyer;
     let (instructions, message) = match kind {
         ActionKind::Deposit => {
             if account != buyer {
@@ -314,11 +291,11 @@ pub async fn build(
                     offer.mint
                 ))
             })?;
-            let mint = parse_key(&offer.mint)?;
+            let mint = offer.mint;
             let buyer_token =
                 get_associated_token_address_with_program_id(&buyer, &mint, &token_program);
-            let seller = parse_key(&offer.seller)?;
-            let amount = u64::try_from(offer.amount).map_err(|_| refused("bad amount"))?;
+            let seller = offer.seller;
+            let amount = offer.amount;
             let mut ixs = Vec::with_capacity(2);
             let deal = match &on_chain.escrow {
                 Some(e) if e.status() == EscrowStatus::Funded => {
@@ -326,8 +303,7 @@ pub async fn build(
                 }
                 Some(e) => Deal::from_state(escrow_address, e),
                 None => {
-                    let id = offer.escrow_id.ok_or_else(|| refused(NO_TERMS))?;
-                    let id = u64::try_from(id).map_err(|_| refused(NO_TERMS))?;
+                    let id = offer.terms.as_ref().ok_or_else(|| refused(NO_TERMS))?.id;
                     let deal = Deal::before_create(&buyer, id, &seller, &mint, &token_program);
                     if deal.escrow != escrow_address {
                         return Err(refused(
@@ -355,7 +331,7 @@ pub async fn build(
             ixs.push(deal.deposit(&buyer_token));
             let shown = on_chain.decimals.map_or_else(
                 || format!("{amount} base units"),
-                |d| ui_amount(offer.amount, d),
+                |d| client::ui_amount(offer.amount, d),
             );
             (
                 ixs,

@@ -1,10 +1,9 @@
 //! The offer state machine against the real relayer and Postgres: random carrier histories (any
 //! order, late and repeated events) always leave an offer in a valid status with at most one
 //! job, and that job agrees with the status.
-mod support;
 
+use crate::support::*;
 use proptest::{prelude::*, test_runner::TestRunner};
-use support::*;
 
 const STATUSES: [&str; 5] = [
     "in_transit",

@@ -1,9 +1,8 @@
 //! `POST /webhooks/tracking` against the real server and Postgres.
-mod support;
 
+use crate::support::*;
 use chrono::Utc;
 use relayer::domain::signature;
-use support::*;
 
 #[tokio::test]
 async fn delivered_webhook_stores_event_moves_offer_and_enqueues_one_job() {

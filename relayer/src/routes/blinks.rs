@@ -16,8 +16,10 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::{
-    actions::{self, ActionError, ActionKind},
-    routes::{offers::Offer, webhooks::client_ip},
+    blinks::{self, ActionError, ActionKind},
+    domain::offer::Offer,
+    offers,
+    routes::webhooks::client_ip,
     state::AppState,
     tls::Peer,
 };
@@ -128,11 +130,7 @@ async fn icon() -> impl IntoResponse {
 async fn offer(app: &AppState, id: &str) -> Result<Offer, Refusal> {
     let unknown = || bad_request(format!("unknown offer {id:?}"));
     let id: Uuid = id.parse().map_err(|_| unknown())?;
-    sqlx::query_as::<_, Offer>("SELECT * FROM offers WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&app.pool)
-        .await?
-        .ok_or_else(unknown)
+    offers::get(&app.pool, id).await?.ok_or_else(unknown)
 }
 
 fn base_url(app: &AppState, headers: &HeaderMap) -> String {
@@ -152,7 +150,7 @@ async fn describe(
 ) -> Result<Json<Value>, Refusal> {
     let kind: ActionKind = kind.parse().map_err(Refusal::from)?;
     let offer = offer(&app, &id).await?;
-    let meta = actions::describe(app.chain.as_deref(), &offer, kind).await?;
+    let meta = blinks::describe(app.chain.as_deref(), &offer, kind).await?;
     let href = format!("/api/actions/{}/{}", kind.as_str(), offer.id);
     let mut body = json!({
         "type": "action",
@@ -203,7 +201,7 @@ async fn transaction(
                     .into(),
             )
         })?;
-        let (tx, message) = actions::build(chain, &offer, kind, account).await?;
+        let (tx, message) = blinks::build(chain, &offer, kind, account).await?;
         let bytes = bincode::serialize(&tx).map_err(|e| {
             tracing::error!(error = %e, "cannot serialize an action transaction");
             Refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())

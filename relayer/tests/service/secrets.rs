@@ -1,9 +1,9 @@
 //! Secrets from OpenBao KV: read at start, rotated in KV, in force without a restart; a bad
 //! value in KV is refused and the secrets in force stay.
-mod support;
 
 use std::sync::Arc;
 
+use crate::support::{openbao::OpenBao, *};
 use relayer::{
     config::Env,
     domain::signature::tracking_signature,
@@ -12,7 +12,6 @@ use relayer::{
     worker::Simulate,
 };
 use serde_json::{json, Value};
-use support::{openbao::OpenBao, *};
 
 const A: &str = "tracking-secret-a-0123456789abcdef";
 const B: &str = "tracking-secret-b-0123456789abcdef";
@@ -60,7 +59,7 @@ async fn secrets_rotate_from_kv_without_a_restart() {
     let env = Env(move |name: &str| match name {
         "SECRETS_VAULT_KV" => Some("secret/openclaw/relayer".to_owned()),
         "VAULT_URL" => Some(url.clone()),
-        "VAULT_TOKEN" => Some(support::openbao::TOKEN.to_owned()),
+        "VAULT_TOKEN" => Some(crate::support::openbao::TOKEN.to_owned()),
         "SECRETS_REFRESH_SECS" => Some("1".to_owned()),
         _ => None,
     });

@@ -1,10 +1,10 @@
 //! Solana Actions, as a wallet uses them: fetch the action, sign the returned transaction with the
 //! party's own key, land it on the embedded chain (the compiled program in LiteSVM), and check
 //! the escrow is exactly what the action promised.
-mod support;
 
 use std::sync::Arc;
 
+use crate::support::*;
 use anchor_lang::prelude::Pubkey;
 use base64::Engine;
 use escrow::{EscrowStatus, Outcome};
@@ -14,7 +14,6 @@ use serde_json::{json, Value};
 use solana_keypair::Keypair;
 use solana_signer::Signer;
 use solana_transaction::Transaction;
-use support::*;
 use uuid::Uuid;
 
 struct Market {

@@ -1,12 +1,11 @@
 //! TLS terminated by the relayer, and client certificates on the operator API, with a CA, server
 //! and client certificates generated here.
-mod support;
 
 use std::{path::Path, sync::Arc};
 
+use crate::support::*;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use relayer::{startup::Role, tls::TlsConfig, worker::Simulate};
-use support::*;
 
 struct Ca {
     issuer: CertifiedIssuer<'static, KeyPair>,

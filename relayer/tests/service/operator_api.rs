@@ -1,8 +1,7 @@
 //! The operator API: JWT authentication, offers, jobs; and the health endpoints.
-mod support;
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 #[tokio::test]
 async fn tokens_good_previous_expired_wrong_and_missing() {

@@ -1,10 +1,10 @@
 //! The audit log: every state change appended and hash-chained, the database refusing edits,
 //! checkpoints signed by a real OpenBao key, and `relayer audit verify` catching each kind of
 //! tampering.
-mod support;
 
 use std::sync::Arc;
 
+use crate::support::{openbao::OpenBao, *};
 use anchor_lang::prelude::Pubkey;
 use relayer::{
     audit::{
@@ -17,7 +17,6 @@ use relayer::{
     worker::Simulate,
 };
 use serde_json::{json, Value};
-use support::{openbao::OpenBao, *};
 
 async fn signer(bao: &OpenBao, key: &str) -> Arc<dyn TxSigner> {
     bao.signer(key).await

@@ -1,16 +1,15 @@
 //! The signer backends against a real OpenBao (`bao server -dev`, one per test, random port):
 //! Transit ed25519 signing with a pinned version, and every way it must refuse.
-mod support;
 
 use std::process::Command;
 
+use crate::support::openbao::{OpenBao, TOKEN};
 use anchor_lang::prelude::Pubkey;
 use relayer::{
     config::{Env, Secret},
     signer::{self, local::LocalSigner, SignerConfig, SignerError, TxSigner},
 };
 use serde_json::{json, Value};
-use support::openbao::{OpenBao, TOKEN};
 
 #[tokio::test]
 async fn transit_signs_solana_messages_that_verify_against_the_transit_public_key() {

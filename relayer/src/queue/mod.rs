@@ -11,16 +11,23 @@
 //! - `complete` / `fail` only act while the caller still holds the lease (`locked_by`), so a
 //!   worker that lost its lease cannot overwrite the new holder's work;
 //! - failures retry with exponential backoff and jitter until `max_attempts`, then the job is
-//!   dead (visible in metrics and the operator API, and retryable by an operator).
+//!   dead (visible in metrics and the operator API, and retryable by an operator);
+//! - a job whose transaction is sent waits `confirming`, unclaimable, until the confirm stage
+//!   (`crate::pipeline::confirm`) ends its attempt with what became of the transaction.
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::{batch::Batcher, config::QueueConfig, domain::offer::JobAction};
+use crate::domain::offer::JobAction;
+
+mod attempts;
+
+pub use attempts::{
+    backoff, complete, completions, confirmed, fail, unconfirmed, Completion, Failed,
+};
 
 pub const CHANNEL: &str = "jobs";
 
@@ -64,7 +71,7 @@ pub async fn enqueue(
     Ok(inserted == 1)
 }
 
-/// Queues a crank for `run_at` (its eta). An existing crank for the offer that is not running
+/// Queues a crank for `run_at` (its eta). An existing crank for the offer that is neither running nor confirming
 /// is re-armed when the eta changed: a crank that found nothing to do after a dispute must run
 /// again when the outcome is scheduled anew. A pending crank is only moved later: one deferred
 /// because the chain's clock lags the wall clock keeps its deferral instead of being re-armed
@@ -80,7 +87,7 @@ pub async fn enqueue_crank(
         "INSERT INTO jobs (offer_id, action, max_attempts, run_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (offer_id, action) DO UPDATE
              SET state = 'pending', run_at = EXCLUDED.run_at, attempts = 0, updated_at = now()
-             WHERE jobs.state <> 'running' AND jobs.run_at <> EXCLUDED.run_at
+             WHERE jobs.state NOT IN ('running', 'confirming') AND jobs.run_at <> EXCLUDED.run_at
                AND (jobs.state <> 'pending' OR EXCLUDED.run_at > jobs.run_at)",
     )
     .bind(offer_id)
@@ -181,166 +188,6 @@ pub async fn heartbeat(
     Ok(r.rows_affected() == 1)
 }
 
-/// Marks the job done; false when `worker` no longer held it (nothing changed).
-pub async fn complete(pool: &PgPool, job: &Job, worker: &str, result: &str) -> sqlx::Result<bool> {
-    Ok(!complete_batch(pool, &[(job, worker, result)])
-        .await?
-        .is_empty())
-}
-
-/// What `fail` did with the job.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Failed {
-    RetryAt(DateTime<Utc>),
-    Dead,
-    /// The worker had lost the lease; nothing changed.
-    LeaseLost,
-}
-
-/// Records a failed attempt: retry later with backoff, or dead after `max_attempts` or when
-/// the failure is `permanent` (retrying cannot help; an operator must look).
-pub async fn fail(
-    pool: &PgPool,
-    job: &Job,
-    worker: &str,
-    error: &str,
-    permanent: bool,
-    cfg: &QueueConfig,
-) -> sqlx::Result<Failed> {
-    let dead = permanent || job.attempts >= job.max_attempts;
-    let delay = backoff(job.attempts, cfg);
-    let outcome = if dead { "dead" } else { "failed" };
-    // One statement, so one round trip and one transaction: the change applies only while
-    // `worker` holds the lease, and when it did, the attempt and its audit entry go with it.
-    let ended: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "WITH ended AS (
-             UPDATE jobs SET state = CASE WHEN $3 = 'dead' THEN 'dead' ELSE 'pending' END,
-                    run_at = CASE WHEN $3 = 'dead' THEN run_at ELSE now() + make_interval(secs => $8) END,
-                    last_error = $4, locked_by = NULL, locked_until = NULL, updated_at = now()
-             WHERE id = $1 AND state = 'running' AND locked_by = $2
-             RETURNING id, offer_id, run_at),
-         attempt AS (
-             INSERT INTO job_attempts (job_id, attempt, worker, started_at, outcome, detail)
-             SELECT id, $5, $2, $6, $3, $4 FROM ended),
-         entry AS (
-             INSERT INTO audit_log (kind, offer_id, payload) SELECT 'job_attempt', offer_id, $7 FROM ended)
-         SELECT run_at FROM ended",
-    )
-    .bind(job.id)
-    .bind(worker)
-    .bind(outcome)
-    .bind(error)
-    .bind(job.attempts)
-    .bind(job.updated_at)
-    .bind(attempt_entry(job, worker, outcome, error))
-    .bind(delay.as_secs_f64())
-    .fetch_optional(pool)
-    .await?;
-    Ok(match ended {
-        None => Failed::LeaseLost,
-        Some(_) if dead => Failed::Dead,
-        Some(run_at) => Failed::RetryAt(run_at),
-    })
-}
-
-/// The audit entry of an attempt, as canonical JSON.
-fn attempt_entry(job: &Job, worker: &str, outcome: &str, detail: &str) -> String {
-    crate::audit::canonical_json(&serde_json::json!({
-        "job_id": job.id, "action": job.action, "attempt": job.attempts,
-        "outcome": outcome, "detail": detail, "worker": worker,
-    }))
-}
-
-/// A succeeded attempt, for `completions`.
-pub struct Completion {
-    pub job: Job,
-    pub worker: String,
-    pub result: String,
-}
-
-/// Group commit for succeeded attempts (`crate::batch`): completions that arrive while a batch
-/// commits go together in the next, one statement and one flush for all, each answered as
-/// `complete` would (false: the lease was lost, nothing changed).
-pub fn completions(pool: PgPool) -> Batcher<Completion, Result<bool, String>> {
-    // One writer: a batch locks its jobs in no set order, so two batches at once could deadlock.
-    Batcher::start(1, 64, move |done| complete_all(pool.clone(), done))
-}
-
-async fn complete_all(pool: PgPool, done: Vec<Completion>) -> Vec<Result<bool, String>> {
-    let done: Vec<(&Job, &str, &str)> = done
-        .iter()
-        .map(|c| (&c.job, c.worker.as_str(), c.result.as_str()))
-        .collect();
-    if done.len() > 1 {
-        match complete_batch(&pool, &done).await {
-            Ok(held) => {
-                return done
-                    .iter()
-                    .map(|(job, ..)| Ok(held.contains(&job.id)))
-                    .collect()
-            }
-            Err(e) if crate::error::is_unavailable(&e) => {
-                return done.iter().map(|_| Err(e.to_string())).collect()
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, jobs = done.len(), "completing a batch of jobs failed; completing them one by one")
-            }
-        }
-    }
-    let mut answers = Vec::with_capacity(done.len());
-    for (job, worker, result) in done {
-        answers.push(
-            complete(&pool, job, worker, result)
-                .await
-                .map_err(|e| e.to_string()),
-        );
-    }
-    answers
-}
-
-/// Marks (job, worker, result)s done in one statement, so one round trip and one transaction:
-/// each only while its worker holds the lease, with its attempt and audit entry. The ids that
-/// were still held.
-async fn complete_batch(pool: &PgPool, done: &[(&Job, &str, &str)]) -> sqlx::Result<Vec<i64>> {
-    let (mut ids, mut workers, mut results, mut attempts, mut started, mut entries) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
-    for &(job, worker, result) in done {
-        ids.push(job.id);
-        workers.push(worker);
-        results.push(result);
-        attempts.push(job.attempts);
-        started.push(job.updated_at);
-        entries.push(attempt_entry(job, worker, "succeeded", result));
-    }
-    sqlx::query_scalar(
-        "WITH input AS (
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::timestamptz[], $6::text[])
-                 WITH ORDINALITY AS i (id, worker, result, attempt, started_at, entry, n)),
-         ended AS (
-             UPDATE jobs j SET state = 'succeeded', result = i.result, last_error = NULL,
-                    locked_by = NULL, locked_until = NULL, updated_at = now()
-             FROM input i WHERE j.id = i.id AND j.state = 'running' AND j.locked_by = i.worker
-             RETURNING j.id, j.offer_id),
-         attempt AS (
-             INSERT INTO job_attempts (job_id, attempt, worker, started_at, outcome, detail)
-             SELECT i.id, i.attempt, i.worker, i.started_at, 'succeeded', i.result
-             FROM input i JOIN ended e ON e.id = i.id),
-         entry AS (
-             INSERT INTO audit_log (kind, offer_id, payload)
-             SELECT 'job_attempt', e.offer_id, i.entry FROM input i JOIN ended e ON e.id = i.id
-             ORDER BY i.n)
-         SELECT id FROM ended",
-    )
-    .bind(&ids)
-    .bind(&workers)
-    .bind(&results)
-    .bind(&attempts)
-    .bind(&started)
-    .bind(&entries)
-    .fetch_all(pool)
-    .await
-}
-
 /// Gives a claimed job back without counting the attempt (graceful shutdown).
 pub async fn release(pool: &PgPool, job: &Job, worker: &str) -> sqlx::Result<()> {
     sqlx::query(
@@ -387,24 +234,35 @@ pub async fn retry(pool: &PgPool, job_id: i64, operator: &str) -> sqlx::Result<b
     Ok(true)
 }
 
-/// Delay before attempt `attempts + 1`: base · 2^(attempts−1), capped, then "equal jitter"
-/// (a random point in its upper half) so failed jobs do not retry in lockstep.
-pub fn backoff(attempts: i32, cfg: &QueueConfig) -> Duration {
-    let exp = u32::try_from(attempts.saturating_sub(1))
-        .unwrap_or(0)
-        .min(30);
-    let full = cfg
-        .backoff_base
-        .saturating_mul(1 << exp)
-        .min(cfg.backoff_max);
-    let half = full / 2;
-    half + half.mul_f64(rand::rng().random::<f64>())
-}
-
 pub async fn get(pool: &PgPool, job_id: i64) -> sqlx::Result<Option<Job>> {
     sqlx::query_as::<_, Job>("SELECT * FROM jobs WHERE id = $1")
         .bind(job_id)
         .fetch_optional(pool)
+        .await
+}
+
+/// (state, jobs) for every state in use.
+pub async fn count_by_state(pool: &PgPool) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as("SELECT state, count(*) FROM jobs GROUP BY state")
+        .fetch_all(pool)
+        .await
+}
+
+/// How long the oldest runnable job has waited, in seconds (0 when none waits).
+pub async fn lag_seconds(pool: &PgPool) -> sqlx::Result<f64> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(run_at))::float8, 0)
+         FROM jobs WHERE state = 'pending' AND run_at <= now()",
+    )
+    .fetch_one(pool)
+    .await
+}
+
+/// The offer's jobs, oldest first.
+pub async fn of_offer(pool: &PgPool, offer: Uuid) -> sqlx::Result<Vec<Job>> {
+    sqlx::query_as::<_, Job>("SELECT * FROM jobs WHERE offer_id = $1 ORDER BY id")
+        .bind(offer)
+        .fetch_all(pool)
         .await
 }
 
@@ -429,26 +287,30 @@ pub async fn next_run_at(pool: &PgPool) -> sqlx::Result<Option<DateTime<Utc>>> {
     .await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The fence before signing, in the caller's transaction: true while `job.locked_by` still
+/// holds the job, whose row then stays locked until that transaction ends.
+pub async fn fence(conn: &mut PgConnection, job: &Job) -> sqlx::Result<bool> {
+    let ours: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE id = $1 AND state = 'running' AND locked_by = $2 FOR UPDATE",
+    )
+    .bind(job.id)
+    .bind(job.locked_by.as_deref().unwrap_or_default())
+    .fetch_optional(conn)
+    .await?;
+    Ok(ours.is_some())
+}
 
-    #[test]
-    fn backoff_doubles_within_jitter_and_caps() {
-        let cfg = QueueConfig {
-            backoff_base: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(10),
-            ..Default::default()
-        };
-        for attempts in 1..=6 {
-            let full = Duration::from_secs(1 << (attempts - 1)).min(cfg.backoff_max);
-            let d = backoff(attempts, &cfg);
-            assert!(
-                d >= full / 2 && d <= full,
-                "attempt {attempts}: {d:?} not in [{:?}, {full:?}]",
-                full / 2
-            );
-        }
-        assert!(backoff(1000, &cfg) <= cfg.backoff_max);
-    }
+/// Hands a fenced job whose transaction was just recorded to the confirm stage, in the same
+/// transaction: no worker claims it while it is `confirming`, and its attempt ends when the
+/// transaction lands, fails or expires (`confirmed` / `unconfirmed`).
+pub async fn hand_to_confirm(conn: &mut PgConnection, job: &Job, result: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'confirming', result = $2, locked_until = NULL
+         WHERE id = $1 AND state = 'running'",
+    )
+    .bind(job.id)
+    .bind(result)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -1,5 +1,30 @@
 //! The openclaw-escrow relayer: verified tracking webhooks, durable Postgres state, and a job
 //! queue whose workers turn deliveries into on-chain approvals.
+//!
+//! The path of a delivery, module by module:
+//!
+//! ```text
+//! POST /webhooks/tracking ─ routes::webhooks: rate limit, size cap, signature (domain::signature)
+//!   │                        on the raw body, then parse (domain::tracking)
+//!   ▼
+//! ingest ── one transaction (group commit): the event, the offer's status (offers, through
+//!   │       domain::offer's state machine), the job it implies (queue::enqueue), audit entries
+//!   ▼
+//! worker ── claims the job under a lease (queue), runs its handler:
+//!   │
+//!   ├─ pipeline::plan    pure: what to do, given the offer and the escrow as read (deal::read)
+//!   ├─ pipeline::submit  simulate, fee, KMS signature (signer) under the job's fence, record it
+//!   │                    and hand the job over (pipeline::txs, queue), send; the worker is free
+//!   ▼
+//! pipeline::confirm ── every transaction in flight, one status call per tick: complete the job
+//!                      (and queue the crank, or record the settlement), or re-arm it
+//!
+//! reconcile ── the watchtower: cranks for outcomes others scheduled, settlements others made,
+//!              read only for the deal each offer is bound to (deal)
+//! ```
+//!
+//! Configuration is one tree (`config`), read once at start-up; `commands` and `startup` turn it
+//! into a running process.
 pub mod audit;
 pub mod auth;
 pub mod batch;

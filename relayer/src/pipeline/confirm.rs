@@ -57,6 +57,15 @@ impl Sent {
             .is_some()
     }
 
+    /// Forgets what is no longer in flight (another process confirmed it, say); what was sent
+    /// in the last seconds stays, as it may have been recorded after `in_flight` was read.
+    fn retain(&self, in_flight: &[InFlight]) {
+        let mut txs = self.txs.lock().expect("sent lock poisoned");
+        txs.retain(|signature, (_, at)| {
+            at.elapsed() < 5 * RESEND_EVERY || in_flight.iter().any(|t| t.signature == *signature)
+        });
+    }
+
     /// The transaction to send again now, if this process sent it and it is due.
     fn due(&self, signature: &Signature) -> Option<Transaction> {
         let mut txs = self.txs.lock().expect("sent lock poisoned");
@@ -114,7 +123,11 @@ impl Confirmer {
     /// One look at every transaction in flight; returns how many there were.
     async fn tick(&self, height: &mut Height) -> anyhow::Result<usize> {
         let p = &self.pipeline;
-        let in_flight = txs::in_flight(&p.pool, 4 * MAX_STATUSES as i64).await?;
+        const LIMIT: usize = 4 * MAX_STATUSES;
+        let in_flight = txs::in_flight(&p.pool, LIMIT as i64).await?;
+        if in_flight.len() < LIMIT {
+            p.in_flight.retain(&in_flight);
+        }
         for chunk in in_flight.chunks(MAX_STATUSES) {
             let signatures: Vec<Signature> = chunk.iter().map(|t| t.signature).collect();
             let statuses = p.chain.statuses(&signatures).await?;

@@ -10,7 +10,11 @@
 #     64 client connections, errors and the relayer's memory;
 #   - the release pipeline on solana-test-validator: PIPELINE_OFFERS (default 100) signed
 #     "delivered" webhooks to the relayer's KMS-signed approval confirmed, one at a time and in a
-#     burst, beside the node's own send-to-confirmed time (bench pipeline).
+#     burst, beside the node's own send-to-confirmed time (bench pipeline), with WORKERS=2 (the
+#     default) and 8. With BASELINE_REV=<git revision> the same runs measure that revision's
+#     relayer too, built from a worktree, on the same validator in the same run: before/after.
+# BENCH_SECTIONS (default "ingest queue pipeline") picks what runs; each section writes
+# bench/results/<section>.md with its machine and date, and bench/RESULTS.md is made of them all.
 # Nothing here is a test: figures only. Takes ~25 minutes with the default soak.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,10 +26,11 @@ events=${INGEST_EVENTS:-6000}
 jobs=${QUEUE_JOBS:-5000}
 soak_secs=${SOAK_SECS:-600}
 pipeline_offers=${PIPELINE_OFFERS:-100}
-# A job holds its worker until its transaction confirms (~1 s here): workers overlap those waits.
-# The relayer's default is 2, gentle on rate-limited public RPC nodes.
-pipeline_workers=${PIPELINE_WORKERS:-8}
+sections=" ${BENCH_SECTIONS:-ingest queue pipeline} "
+baseline_rev=${BASELINE_REV:-}
 out=bench/RESULTS.md
+mkdir -p bench/results
+runs() { [[ $sections == *" $1 "* ]]; }
 
 echo "== building (profile bench-build: release optimizations without fat LTO)"
 cargo build --quiet --locked --profile bench-build -p escrow-bench -p relayer --bin bench --bin relayer
@@ -49,6 +54,7 @@ cleanup() {
   SOLANA_TEST_VALIDATOR=$validator scripts/localnet.sh stop
   scripts/openbao.sh stop
   for db in "${dbs[@]}"; do psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
+  [ -d "$work/baseline" ] && git worktree remove --force "$work/baseline" >/dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -65,6 +71,9 @@ fmt() { python3 -c 'import sys; print(f"{float(sys.argv[1]):,.{int(sys.argv[2])}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ratio() { python3 -c 'import sys; print(f"{float(sys.argv[1]) / float(sys.argv[2]):.2f}")' "$1" "$2"; }
 
+machine="$(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(free -g | awk '/Mem:/ {print $2}') GiB, $(psql "$admin" -Atc 'SHOW server_version' | cut -d' ' -f1) Postgres (local, default settings), $(date -u +%Y-%m-%d)"
+
+if runs ingest; then
 echo "== webhook ingest vs pgbench"
 ingest_db=$(fresh_db ingest)
 secret=$(openssl rand -hex 32)
@@ -95,44 +104,10 @@ echo "== soak: ${soak_secs}s at half the best rate"
 rate=$(python3 -c 'import sys; print(max(1, int(float(sys.argv[1]) / 2)))' "$best")
 soak=$("$bench" soak --url "http://127.0.0.1:$port" --secret "$secret" --pid "$relayer_pid" --rate "$rate" --seconds "$soak_secs")
 kill "$relayer_pid"; wait "$relayer_pid" 2>/dev/null || true; relayer_pid=""
-
-echo "== queue vs graphile-worker"
-queue_rows=""
-for w in 1 2 4; do
-  r=$("$bench" queue --database-url "$(fresh_db "queue$w")" --workers "$w" --jobs "$jobs")
-  g=$(cd bench/peers/graphile && node queue.mjs "$(fresh_db "graphile$w")" "$w" "$jobs")
-  echo "   $w workers: relayer $(fmt "$(field "$r" per_second)" 0)/s, graphile-worker $(fmt "$(field "$g" per_second)" 0)/s"
-  queue_rows+="| $w | $(fmt "$(field "$r" per_second)" 0) | $(fmt "$(field "$r" max_lag_s)" 1) | $(fmt "$(field "$g" per_second)" 0) | $(fmt "$(field "$g" max_lag_s)" 1) | $(ratio "$(field "$r" per_second)" "$(field "$g" per_second)") |"$'\n'
-done
-
-echo "== release pipeline on solana-test-validator ($pipeline_offers offers one at a time, then $pipeline_offers at once)"
-# Its own validator and dev OpenBao (in $work), a fresh database, `relayer serve` executing.
-rpc=$(SOLANA_TEST_VALIDATOR=$validator LOCALNET_RPC_PORT=$(free_port) scripts/localnet.sh start)
-eval "$(OPENBAO_ADDR=127.0.0.1:$(free_port) OPENBAO_DEV_TOKEN=$(openssl rand -hex 16) scripts/openbao.sh start)"
-pipeline_db=$(fresh_db pipeline)
-jwt_secret=$(openssl rand -hex 32)
-DATABASE_URL=$pipeline_db "$relayer" migrate
-address=$("$relayer" signer check | sed -n 's/^address: //p')
-port=$(free_port)
-DATABASE_URL=$pipeline_db TRACKING_HMAC_SECRET=$secret ACCESS_JWT_SECRET=$jwt_secret \
-  BIND_ADDR=127.0.0.1:$port WEBHOOK_RATE_LIMIT_PER_MINUTE=1000000000 RUST_LOG=warn \
-  CLUSTER=$rpc OPENCLAW_EXECUTE=true RELAYER_ADDRESS=$address WORKERS=$pipeline_workers \
-  "$relayer" serve >"$work/relayer-pipeline.log" 2>&1 &
-relayer_pid=$!
-until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.2; done
-pipeline=$("$bench" pipeline --rpc-url "$rpc" --relayer-url "http://127.0.0.1:$port" --database-url "$pipeline_db" \
-  --secret "$secret" --jwt-secret "$jwt_secret" --relayer "$address" --offers "$pipeline_offers")
-kill "$relayer_pid"; wait "$relayer_pid" 2>/dev/null || true; relayer_pid=""
-ms() { fmt "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]][sys.argv[3]])' "$pipeline" "$1" "$2")" 0; }
-echo "   one at a time p50 $(ms one_at_a_time p50_ms) ms; the node alone p50 $(ms floor p50_ms) ms"
-
-machine="$(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(free -g | awk '/Mem:/ {print $2}') GiB, $(psql "$admin" -Atc 'SHOW server_version' | cut -d' ' -f1) Postgres (local, default settings), $(date -u +%Y-%m-%d)"
 {
-  echo "# Benchmarks"
-  echo
-  echo "\`scripts/bench.sh\` on $machine. Load generator, relayer and Postgres share the machine."
-  echo
   echo "## Webhook ingest ($events signed events per row, distinct ids; each accepted event is an event row and an audit entry, committed before the answer; events arriving together share a transaction)"
+  echo
+  echo "$machine. Load generator, relayer and Postgres share the machine."
   echo
   echo "| concurrency | relayer events/s | p50 ms | p99 ms | p99.9 ms | accepted / committed | errors | pgbench single-row inserts/s | ratio |"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -143,24 +118,92 @@ machine="$(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -
   echo "$(field "$soak" sent) webhooks at $(field "$soak" rate)/s ($(fmt "$(field "$soak" achieved_per_second)" 0)/s achieved) from $(field "$soak" connections) connections over $(fmt "$(field "$soak" seconds)" 0) s: $(field "$soak" errors) errors; relayer RSS $(field "$soak" rss_start_kib) KiB at start, $(field "$soak" rss_end_kib) KiB at the end, $(field "$soak" rss_max_kib) KiB at most (first-tenth average $(field "$soak" rss_early_avg_kib), last-tenth $(field "$soak" rss_late_avg_kib))."
   echo
   echo "RSS every 10 s, MiB: $(python3 -c 'import json,sys; print(" ".join(map(str, json.loads(sys.argv[1])["rss_mib_every_10s"])))' "$soak")"
-  echo
+} >bench/results/ingest.md
+fi
+
+if runs queue; then
+echo "== queue vs graphile-worker"
+queue_rows=""
+for w in 1 2 4; do
+  r=$("$bench" queue --database-url "$(fresh_db "queue$w")" --workers "$w" --jobs "$jobs")
+  g=$(cd bench/peers/graphile && node queue.mjs "$(fresh_db "graphile$w")" "$w" "$jobs")
+  echo "   $w workers: relayer $(fmt "$(field "$r" per_second)" 0)/s, graphile-worker $(fmt "$(field "$g" per_second)" 0)/s"
+  queue_rows+="| $w | $(fmt "$(field "$r" per_second)" 0) | $(fmt "$(field "$r" max_lag_s)" 1) | $(fmt "$(field "$g" per_second)" 0) | $(fmt "$(field "$g" max_lag_s)" 1) | $(ratio "$(field "$r" per_second)" "$(field "$g" per_second)") |"$'\n'
+done
+{
   echo "## Job queue ($jobs no-op jobs)"
+  echo
+  echo "$machine."
   echo
   echo "| workers | relayer jobs/s | relayer max lag s | graphile-worker jobs/s | graphile-worker max lag s | ratio |"
   echo "|---:|---:|---:|---:|---:|---:|"
   printf '%s' "$queue_rows"
+} >bench/results/queue.md
+fi
+
+if runs pipeline; then
+echo "== release pipeline on solana-test-validator ($pipeline_offers offers one at a time, then $pipeline_offers at once)"
+relayers=("current:$relayer")
+if [ -n "$baseline_rev" ]; then
+  rev=$(git rev-parse --short "$baseline_rev")
+  echo "   building the baseline relayer ($rev) in a worktree"
+  git worktree add --detach -f "$work/baseline" "$baseline_rev" >/dev/null
+  (cd "$work/baseline" && CARGO_TARGET_DIR=$OPENCLAW_CACHE/bench-baseline-target \
+    cargo build --quiet --locked --profile bench-build -p relayer --bin relayer)
+  relayers=("$rev:$OPENCLAW_CACHE/bench-baseline-target/bench-build/relayer" "${relayers[@]}")
+fi
+# Its own validator and dev OpenBao (in $work), a fresh database per run, `relayer serve` executing.
+rpc=$(SOLANA_TEST_VALIDATOR=$validator LOCALNET_RPC_PORT=$(free_port) scripts/localnet.sh start)
+eval "$(OPENBAO_ADDR=127.0.0.1:$(free_port) OPENBAO_DEV_TOKEN=$(openssl rand -hex 16) scripts/openbao.sh start)"
+secret=$(openssl rand -hex 32)
+jwt_secret=$(openssl rand -hex 32)
+address=$("$relayer" signer check | sed -n 's/^address: //p')
+pipeline_rows=""
+floor_row=""
+for entry in "${relayers[@]}"; do
+  name=${entry%%:*} bin=${entry#*:}
+  for workers in 2 8; do
+    pipeline_db=$(fresh_db "pipeline_${name}_$workers")
+    DATABASE_URL=$pipeline_db "$bin" migrate
+    port=$(free_port)
+    DATABASE_URL=$pipeline_db TRACKING_HMAC_SECRET=$secret ACCESS_JWT_SECRET=$jwt_secret \
+      BIND_ADDR=127.0.0.1:$port WEBHOOK_RATE_LIMIT_PER_MINUTE=1000000000 RUST_LOG=warn \
+      CLUSTER=$rpc OPENCLAW_EXECUTE=true RELAYER_ADDRESS=$address WORKERS=$workers \
+      "$bin" serve >"$work/relayer-pipeline-$name-$workers.log" 2>&1 &
+    relayer_pid=$!
+    until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.2; done
+    p=$("$bench" pipeline --rpc-url "$rpc" --relayer-url "http://127.0.0.1:$port" --database-url "$pipeline_db" \
+      --secret "$secret" --jwt-secret "$jwt_secret" --relayer "$address" --offers "$pipeline_offers")
+    kill "$relayer_pid"; wait "$relayer_pid" 2>/dev/null || true; relayer_pid=""
+    ms() { fmt "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]][sys.argv[3]])' "$p" "$1" "$2")" 0; }
+    label=$([ "$name" = current ] && echo "this commit" || echo "before ($name)")
+    echo "   $label, WORKERS=$workers: one at a time p50 $(ms one_at_a_time p50_ms) ms; burst done $(fmt "$(field "$p" burst_after_last_webhook_ms)" 0) ms after the last webhook"
+    pipeline_rows+="| $label | $workers | $(ms one_at_a_time p50_ms) | $(ms one_at_a_time p99_ms) | $(ms burst p50_ms) | $(ms burst p99_ms) | $(fmt "$(field "$p" burst_seconds)" 2) | $(fmt "$(field "$p" burst_after_last_webhook_ms)" 0) | $(field "$p" approvals_on_chain) / $(field "$p" escrows) |"$'\n'
+    floor_row="the node alone (a transfer signed in-process, sent, polled every 10 ms until confirmed): p50 $(ms floor p50_ms) ms, p99 $(ms floor p99_ms) ms, max $(ms floor max_ms) ms."
+  done
+done
+{
+  echo "## Release pipeline (solana-test-validator, OpenBao Transit signer, CONFIRM_POLL_MS default; $pipeline_offers offers one at a time, then $pipeline_offers at once)"
   echo
-  echo "## Release pipeline (solana-test-validator, OpenBao Transit signer, WORKERS=$pipeline_workers, CONFIRM_POLL_MS default; $(field "$pipeline" offers) offers per row)"
+  echo "$machine. One validator for every row, a fresh database per row."
   echo
-  echo "From the relayer's answer to a signed \"delivered\" webhook until it has seen its approval confirmed. The node alone: a transfer signed in-process, sent, and polled every 10 ms until confirmed."
+  echo "From the relayer's answer to a signed \"delivered\" webhook until it has seen its approval confirmed. \"Done after the last\": from the last webhook's answer in the burst to the last approval confirmed."
   echo
-  echo "| | p50 ms | p99 ms | max ms |"
-  echo "|---|---:|---:|---:|"
-  echo "| relayer, one webhook at a time | $(ms one_at_a_time p50_ms) | $(ms one_at_a_time p99_ms) | $(ms one_at_a_time max_ms) |"
-  echo "| relayer, all webhooks at once (done in $(fmt "$(field "$pipeline" burst_seconds)" 1) s) | $(ms burst p50_ms) | $(ms burst p99_ms) | $(ms burst max_ms) |"
-  echo "| the node alone | $(ms floor p50_ms) | $(ms floor p99_ms) | $(ms floor max_ms) |"
+  echo "| relayer | WORKERS | one at a time p50 ms | p99 ms | burst p50 ms | burst p99 ms | burst s | done after the last webhook, ms | relayer approvals on-chain |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  printf '%s' "$pipeline_rows"
   echo
-  echo "Approvals by the relayer found on-chain afterwards: $(field "$pipeline" approvals_on_chain) of $(field "$pipeline" escrows) escrows."
+  echo "$floor_row"
+} >bench/results/pipeline.md
+fi
+
+{
+  echo "# Benchmarks"
+  echo
+  echo "Written by \`scripts/bench.sh\`; each section says the machine and day it was measured on."
+  for section in ingest queue pipeline; do
+    [ -f "bench/results/$section.md" ] && { echo; cat "bench/results/$section.md"; }
+  done
 } >"$out"
 echo
 cat "$out"

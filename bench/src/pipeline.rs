@@ -146,10 +146,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let done = approved(&pool, burst).await?;
     let burst_seconds = started.elapsed().as_secs_f64();
     let mut under_load = Vec::with_capacity(burst.len());
+    let mut last_accepted = started;
     while let Some(posted) = posting.join_next().await {
         let (id, accepted) = posted??;
         under_load.push(done[&id] - accepted);
+        last_accepted = last_accepted.max(accepted);
     }
+    // The figure the relayer is judged by: every approval confirmed how long after the last
+    // webhook was answered.
+    let last_done = done.values().max().copied().unwrap_or(last_accepted);
+    let after_last_webhook_ms = last_done
+        .saturating_duration_since(last_accepted)
+        .as_secs_f64()
+        * 1e3;
 
     let mut approvals_on_chain = 0;
     for offer in &offers {
@@ -175,6 +184,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         json!({
             "offers": args.offers, "one_at_a_time": figures(one_at_a_time),
             "burst": figures(under_load), "burst_seconds": burst_seconds,
+            "burst_after_last_webhook_ms": after_last_webhook_ms,
             "floor": figures(floor), "approvals_on_chain": approvals_on_chain,
             "escrows": offers.len(),
         })

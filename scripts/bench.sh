@@ -71,6 +71,9 @@ fmt() { python3 -c 'import sys; print(f"{float(sys.argv[1]):,.{int(sys.argv[2])}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ratio() { python3 -c 'import sys; print(f"{float(sys.argv[1]) / float(sys.argv[2]):.2f}")' "$1" "$2"; }
 
+# One client on loopback, in a throwaway database as its owner: no per-IP limit, no role split
+# (an earlier BASELINE_REV ignores what it does not know).
+bench_env=(env DATABASE_ALLOW_PRIVILEGED=true OPERATOR_RATE_LIMIT_PER_MINUTE=1000000000 ACTIONS_RATE_LIMIT_PER_MINUTE=1000000000)
 machine="$(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(free -g | awk '/Mem:/ {print $2}') GiB, $(psql "$admin" -Atc 'SHOW server_version' | cut -d' ' -f1) Postgres (local, default settings), $(date -u +%Y-%m-%d)"
 
 if runs ingest; then
@@ -81,7 +84,7 @@ port=$(free_port)
 DATABASE_URL=$ingest_db "$relayer" migrate
 DATABASE_URL=$ingest_db TRACKING_HMAC_SECRET=$secret ACCESS_JWT_SECRET=$(openssl rand -hex 32) \
   BIND_ADDR=127.0.0.1:$port WEBHOOK_RATE_LIMIT_PER_MINUTE=1000000000 RUST_LOG=error \
-  "$relayer" serve --role http >"$work/relayer.log" 2>&1 &
+  "${bench_env[@]}" "$relayer" serve --role http >"$work/relayer.log" 2>&1 &
 relayer_pid=$!
 until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.2; done
 pg_db=$(fresh_db pgbench)
@@ -169,7 +172,7 @@ for entry in "${relayers[@]}"; do
     DATABASE_URL=$pipeline_db TRACKING_HMAC_SECRET=$secret ACCESS_JWT_SECRET=$jwt_secret \
       BIND_ADDR=127.0.0.1:$port WEBHOOK_RATE_LIMIT_PER_MINUTE=1000000000 RUST_LOG=warn \
       CLUSTER=$rpc OPENCLAW_EXECUTE=true RELAYER_ADDRESS=$address WORKERS=$workers \
-      "$bin" serve >"$work/relayer-pipeline-$name-$workers.log" 2>&1 &
+      "${bench_env[@]}" "$bin" serve >"$work/relayer-pipeline-$name-$workers.log" 2>&1 &
     relayer_pid=$!
     until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.2; done
     p=$("$bench" pipeline --rpc-url "$rpc" --relayer-url "http://127.0.0.1:$port" --database-url "$pipeline_db" \

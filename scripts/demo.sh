@@ -25,6 +25,7 @@ export OPENBAO_PIDFILE=$work/openbao.pid
 cleanup() {
   scripts/openbao.sh stop
   psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  psql "$admin" -qc "DROP ROLE IF EXISTS $db" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -33,7 +34,13 @@ trap 'exit 130' INT TERM
 echo "== a throwaway database and a dev OpenBao for this run"
 ensure_postgres "$admin"
 psql "$admin" -qc "CREATE DATABASE $db"
-export DATABASE_URL="${admin%/*}/$db"
+# The schema's owner migrates; the relayer connects as a role granted only what it needs.
+app_password=$(openssl rand -hex 16)
+psql "$admin" -qc "CREATE ROLE $db LOGIN PASSWORD '$app_password'"
+server=${admin#*://}
+server=${server#*@}
+export DATABASE_OWNER_URL="${admin%/*}/$db"
+export DATABASE_URL="postgres://$db:$app_password@${server%%/*}/$db"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Prints `export SIGNER_MODE=vault VAULT_URL=… VAULT_TOKEN=… VAULT_KEY_ID=relayer`.
 eval "$(OPENBAO_ADDR=127.0.0.1:$(free_port) OPENBAO_DEV_TOKEN=$(openssl rand -hex 16) scripts/openbao.sh start)"

@@ -90,7 +90,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let mint = fund_buyer(&*chain, &buyer, 2 * args.offers as u64 * AMOUNT).await?;
     let escrows = open_escrows(&chain, &buyer, seller, mint, args.relayer, 2 * args.offers).await?;
-    let jwt = relayer::auth::issue(args.jwt_secret.as_bytes(), "bench", 3_600);
+    // The relayers under test run with the default token rules (ACCESS_JWT_ISSUER, _AUDIENCE).
+    let rules = relayer::config::Env::process().tokens()?;
+    let (jwt, _) = relayer::auth::issue(args.jwt_secret.as_bytes(), &rules, "bench", 3_600);
     let run = uuid::Uuid::new_v4().simple().to_string();
     let mut offers = Vec::with_capacity(escrows.len());
     for (i, escrow) in escrows.into_iter().enumerate() {

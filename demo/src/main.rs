@@ -86,8 +86,19 @@ async fn story(stop: CancellationToken) -> anyhow::Result<()> {
         "its key lives in OpenBao Transit (ed25519, not exportable); address {relayer_key}"
     ));
     say("OPENCLAW_EXECUTE=true for this throwaway chain only: it signs and sends");
+    // As a deployment does: the schema's owner migrates, and grants the relayer's own role
+    // (DATABASE_URL's) only what it needs.
+    let (owner_url, app_role) = env.migration()?;
+    let owner = relayer::db::pool(&owner_url)?;
+    relayer::db::MIGRATOR.run(&owner).await?;
+    if let Some(role) = app_role {
+        relayer::db::grant_app_role(&owner, &role.name, role.password.as_ref()).await?;
+        let role = role.name;
+        say(&format!(
+            "Postgres: migrated by the schema's owner; the relayer runs as {role}, which cannot alter the audit log"
+        ));
+    }
     let pool = relayer::db::pool(&config.database.url)?;
-    relayer::db::MIGRATOR.run(&pool).await?;
     let pipeline = Pipeline::new(
         pool.clone(),
         chain.clone(),
@@ -99,7 +110,7 @@ async fn story(stop: CancellationToken) -> anyhow::Result<()> {
             priority_fee_micro_lamports: 0,
         },
     );
-    let jwt = relayer::auth::issue(config.secrets.jwt.expose(), "demo", 3_600);
+    let (jwt, _) = relayer::auth::issue(config.secrets.jwt.expose(), &config.tokens, "demo", 3_600);
     let hmac = config.secrets.tracking[0].expose().to_vec();
     let app = Application::build(config, Role::All, Arc::new(Handler(pipeline)))
         .await?
@@ -355,10 +366,12 @@ impl Api {
             .await?)
     }
 
+    /// GET as an operator.
     async fn text(&self, path: &str) -> anyhow::Result<String> {
         Ok(self
             .http
             .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.jwt)
             .send()
             .await?
             .text()

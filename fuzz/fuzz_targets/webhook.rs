@@ -19,7 +19,7 @@ use relayer::{
             self, standard_signature, tracking_signature, SignatureError, TOLERANCE_SECS,
             TRACKING_SIGNATURE, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
         },
-        tracking::TrackingEvent,
+        tracking::{TrackingEvent, MAX_CLOCK_SKEW},
     },
 };
 
@@ -165,10 +165,15 @@ fn usable_id(id: &str) -> bool {
 
 /// `TrackingEvent::parse` either refuses the body or returns an event within the limits it
 /// enforces (relayer/src/domain/tracking.rs): event_id 1..=128 bytes, tracking_number 1..=64,
-/// carrier 1..=32, none blank; the carrier trimmed and lowercased; the header id wins.
+/// carrier 1..=32, none blank nor holding a control character; the carrier trimmed and
+/// lowercased; the header id wins; never dated beyond the clock-skew bound.
 fn check_parse(body: &[u8], header_id: Option<String>) -> Option<TrackingEvent> {
-    let event = TrackingEvent::parse(body, header_id.clone()).ok()?;
-    let within = |v: &str, max: usize| !v.trim().is_empty() && v.len() <= max;
+    let now = chrono::DateTime::from_timestamp(NOW, 0).unwrap();
+    let event = TrackingEvent::parse(body, header_id.clone(), now).ok()?;
+    assert!(event.occurred_at <= now + MAX_CLOCK_SKEW, "{}", event.occurred_at);
+    let within = |v: &str, max: usize| {
+        !v.trim().is_empty() && v.len() <= max && !v.chars().any(char::is_control)
+    };
     assert!(
         within(&event.event_id, 128),
         "event_id {:?}",

@@ -217,7 +217,11 @@ async fn store_one(
     };
     let (offer_id, mut current) = (offer.id, offer.status);
     let mut job_enqueued = false;
-    let in_order = offer.status_at.is_none_or(|at| event.occurred_at >= at);
+    // Progress in transit follows the carrier's dates, so a late event does not move the status
+    // back; an end (delivered, returned) applies whatever its date: a timestamp, right or
+    // wrong, never keeps a shipment from ending.
+    let in_order =
+        event.status.is_final() || offer.status_at.is_none_or(|at| event.occurred_at >= at);
     if let Some((next, job)) = current.apply(event.status).filter(|_| in_order) {
         offers::set_status(tx, offer_id, next, event.occurred_at).await?;
         entries.push(NewEntry::new(

@@ -44,6 +44,7 @@ pub mod queue;
 pub mod reconcile;
 pub mod routes;
 pub mod secrets;
+pub mod server;
 pub mod signer;
 pub mod startup;
 pub mod state;

@@ -6,7 +6,7 @@ use prometheus::{
 };
 use sqlx::PgPool;
 
-use crate::{domain::offer::OfferStatus, offers, queue};
+use crate::{config::StuckConfig, domain::offer::OfferStatus, offers, queue};
 
 pub const JOB_STATES: [&str; 5] = ["pending", "running", "confirming", "succeeded", "dead"];
 
@@ -22,7 +22,7 @@ pub struct Metrics {
     settled: IntGaugeVec,
     jobs: IntGaugeVec,
     queue_lag: Gauge,
-    stuck: IntGauge,
+    stuck: IntGaugeVec,
     database_up: IntGauge,
 }
 
@@ -72,9 +72,14 @@ impl Metrics {
         .expect("metric");
         let jobs =
             IntGaugeVec::new(Opts::new("jobs", "Jobs by state"), &["state"]).expect("metric");
-        let stuck = IntGauge::new(
-            "offers_stuck",
-            "Offers delivered or returned but not settled for longer than STUCK_AFTER_SECS",
+        let stuck = IntGaugeVec::new(
+            Opts::new(
+                "offers_stuck",
+                "Unsettled offers that need a human, by reason: settle_overdue (ended longer \
+                 than STUCK_AFTER_SECS ago), frozen_in_transit (status dated in the future), \
+                 silent_in_transit (no carrier event for TRANSIT_SILENT_AFTER_SECS)",
+            ),
+            &["reason"],
         )
         .expect("metric");
         let queue_lag = Gauge::new(
@@ -149,8 +154,8 @@ impl Metrics {
     /// Refreshes the database gauges and renders everything in the text exposition format.
     /// When Postgres does not answer, the process's own counters are still served, with
     /// `relayer_database_up 0`, so alerts can tell "database down" from "relayer down".
-    pub async fn render(&self, pool: &PgPool, stuck_after: std::time::Duration) -> String {
-        let up = self.refresh_database_gauges(pool, stuck_after).await;
+    pub async fn render(&self, pool: &PgPool, stuck: StuckConfig) -> String {
+        let up = self.refresh_database_gauges(pool, stuck).await;
         if let Err(e) = &up {
             tracing::warn!(error = %e, "metrics: database gauges not refreshed");
         }
@@ -162,11 +167,7 @@ impl Metrics {
         String::from_utf8(out).expect("prometheus text is UTF-8")
     }
 
-    async fn refresh_database_gauges(
-        &self,
-        pool: &PgPool,
-        stuck_after: std::time::Duration,
-    ) -> sqlx::Result<()> {
+    async fn refresh_database_gauges(&self, pool: &PgPool, stuck: StuckConfig) -> sqlx::Result<()> {
         let statuses: Vec<&str> = OfferStatus::ALL.iter().map(|s| s.as_str()).collect();
         set_all(
             &self.offers,
@@ -180,8 +181,14 @@ impl Metrics {
         );
         set_all(&self.jobs, &JOB_STATES, queue::count_by_state(pool).await?);
         self.queue_lag.set(queue::lag_seconds(pool).await?.max(0.0));
-        self.stuck
-            .set(offers::stuck(pool, stuck_after).await?.len() as i64);
+        let mut by_reason: Vec<(String, i64)> = Vec::new();
+        for (_, reason) in offers::stuck(pool, stuck).await? {
+            match by_reason.iter_mut().find(|(r, _)| *r == reason) {
+                Some((_, n)) => *n += 1,
+                None => by_reason.push((reason, 1)),
+            }
+        }
+        set_all(&self.stuck, &offers::STUCK_REASONS, by_reason);
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::{
     audit,
+    config::StuckConfig,
     domain::offer::{DealTerms, NewOffer, Offer, OfferStatus, Settlement},
 };
 
@@ -104,7 +105,8 @@ pub enum RegisterError {
     Db(#[from] sqlx::Error),
 }
 
-/// Stores a checked new offer and its audit entry (naming the operator), in `conn`'s transaction.
+/// Stores a checked new offer and its audit entry (with a commitment to the operator, who is not
+/// named in the public log), in `conn`'s transaction.
 pub async fn register(
     conn: &mut PgConnection,
     offer: &NewOffer,
@@ -143,6 +145,7 @@ pub async fn register(
         _ => RegisterError::Db(e),
     })?;
     let offer = Offer::try_from(row)?;
+    let operator = audit::operators::commit(&mut *conn, operator).await?;
     let t = offer.terms.as_ref();
     let entry = json!({
         "escrow": offer.escrow.to_string(), "buyer": offer.buyer.to_string(),
@@ -150,7 +153,7 @@ pub async fn register(
         "amount": offer.amount, "carrier": offer.carrier, "escrow_id": t.map(|t| t.id),
         "approvers": t.map(|t| t.approvers.iter().map(Pubkey::to_string).collect::<Vec<_>>()),
         "threshold": t.map(|t| t.threshold), "timelock_secs": t.map(|t| t.timelock_secs),
-        "refund_after": t.map(|t| t.refund_after), "operator": operator,
+        "refund_after": t.map(|t| t.refund_after), "operator_commitment": operator,
     });
     audit::append(&mut *conn, "offer_registered", Some(offer.id), entry).await?;
     Ok(offer)
@@ -313,15 +316,33 @@ pub async fn count_by_settlement(pool: &PgPool) -> sqlx::Result<Vec<(String, i64
     .await
 }
 
-/// Escrow addresses of offers whose shipment ended (delivered or returned) longer than
-/// `stuck_after` ago without their deal settling: something needs a human.
-pub async fn stuck(pool: &PgPool, stuck_after: std::time::Duration) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
-        "SELECT escrow FROM offers
-         WHERE settlement IS NULL AND status IN ('delivered', 'returned')
-           AND updated_at < now() - make_interval(secs => $1)",
+/// Why an unsettled offer needs a human.
+pub const STUCK_REASONS: [&str; 3] = ["settle_overdue", "frozen_in_transit", "silent_in_transit"];
+
+/// (escrow, reason) of every unsettled offer that needs a human: its shipment ended longer than
+/// `settle_after` ago (`settle_overdue`); its latest status is dated beyond the clock-skew bound,
+/// so every genuine event would read as older and be ignored (`frozen_in_transit`: webhooks
+/// refuse such dates, so this means data from before that check, or written behind the
+/// relayer's back); or it is in transit without a carrier event for `silent_after`
+/// (`silent_in_transit`: lost, or the carrier's webhooks stopped).
+pub async fn stuck(pool: &PgPool, rules: StuckConfig) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as(
+        "SELECT escrow, CASE
+             WHEN status IN ('delivered', 'returned') THEN 'settle_overdue'
+             WHEN status_at > now() + make_interval(secs => $3) THEN 'frozen_in_transit'
+             ELSE 'silent_in_transit' END
+         FROM offers
+         WHERE settlement IS NULL AND (
+             (status IN ('delivered', 'returned')
+              AND updated_at < now() - make_interval(secs => $1))
+          OR (status NOT IN ('delivered', 'returned')
+              AND status_at > now() + make_interval(secs => $3))
+          OR (status IN ('in_transit', 'out_for_delivery', 'exception')
+              AND status_at < now() - make_interval(secs => $2)))",
     )
-    .bind(stuck_after.as_secs_f64())
+    .bind(rules.settle_after.as_secs_f64())
+    .bind(rules.silent_after.as_secs_f64())
+    .bind(crate::domain::tracking::MAX_CLOCK_SKEW.as_seconds_f64())
     .fetch_all(pool)
     .await
 }

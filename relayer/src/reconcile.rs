@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     chain::Chain,
+    config::StuckConfig,
     deal::{self, EscrowAt},
     domain::offer::{Offer, OnChainTerms},
     offers,
@@ -106,7 +107,7 @@ pub async fn run(
     chain: Arc<dyn Chain>,
     interval: Duration,
     max_attempts: i32,
-    stuck_after: Duration,
+    stuck: StuckConfig,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(interval);
@@ -114,10 +115,15 @@ pub async fn run(
         if let Err(e) = reconcile_once(&pool, chain.as_ref(), max_attempts).await {
             tracing::warn!(error = %e, "reconciliation pass failed; next pass in {interval:?}");
         }
-        match offers::stuck(&pool, stuck_after).await {
+        match offers::stuck(&pool, stuck).await {
             Ok(stuck) => {
-                for escrow in stuck {
-                    tracing::warn!(%escrow, "offer ended but its escrow has not settled: check its jobs (GET /v1/jobs?state=dead) and the escrow on-chain");
+                for (escrow, reason) in stuck {
+                    let what = match reason.as_str() {
+                        "settle_overdue" => "offer ended but its escrow has not settled: check its jobs (GET /v1/jobs?state=dead) and the escrow on-chain",
+                        "frozen_in_transit" => "offer's status is dated in the future, so carrier events are ignored as older: check its events (GET /v1/offers/<id>) and correct status_at",
+                        _ => "shipment in transit with no carrier event for TRANSIT_SILENT_AFTER_SECS: ask the carrier, check that its webhooks still arrive",
+                    };
+                    tracing::warn!(%escrow, %reason, "{what}");
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not look for stuck offers"),

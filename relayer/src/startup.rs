@@ -1,20 +1,14 @@
 //! Building and running the relayer: the HTTP server, the job workers, or both.
 use std::{net::SocketAddr, sync::Arc};
 
-use axum::{
-    extract::DefaultBodyLimit,
-    routing::{get, post},
-    Router,
-};
 use tokio::{net::TcpListener, sync::Notify, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::Config,
     metrics::Metrics,
-    routes,
+    routes, server,
     state::AppState,
-    tls::{Peer, TlsListener},
     worker::{self, JobHandler, Worker},
 };
 
@@ -29,32 +23,13 @@ pub enum Role {
     Worker,
 }
 
-pub fn router(state: AppState) -> Router {
-    let webhook_limit = state.config.http.webhook_max_body;
-    Router::new()
-        .route(
-            "/webhooks/tracking",
-            post(routes::webhooks::tracking).layer(DefaultBodyLimit::max(webhook_limit)),
-        )
-        .merge(routes::blinks::router(state.clone()))
-        .route("/v1/offers", post(routes::offers::create))
-        .route("/v1/offers/{id}", get(routes::offers::get))
-        .route("/v1/jobs", get(routes::jobs::list))
-        .route("/v1/audit/entries", get(routes::audit::entries))
-        .route("/v1/audit/offers/{id}", get(routes::audit::of_offer))
-        .route("/v1/audit/checkpoints", get(routes::audit::checkpoints))
-        .route("/v1/jobs/{id}/retry", post(routes::jobs::retry))
-        .route("/healthz", get(routes::health::live))
-        .route("/readyz", get(routes::health::ready))
-        .route("/metrics", get(routes::metrics::metrics))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
-}
-
 /// Everything `relayer serve` runs, from its configuration: without `CLUSTER` the workers only
 /// record jobs; with it they act on that chain (simulating unless `OPENCLAW_EXECUTE`), with the
 /// watchtower and audit checkpoints signed by the relayer's key.
 pub async fn serve(config: Config, role: Role) -> anyhow::Result<Application> {
+    if !config.database.allow_privileged {
+        crate::db::check_unprivileged(&crate::db::pool(&config.database.url)?).await?;
+    }
     let kv = config.secrets_kv.clone();
     let (Some(settings), Some(signer_config)) = (config.chain.clone(), config.signer.clone())
     else {
@@ -65,6 +40,7 @@ pub async fn serve(config: Config, role: Role) -> anyhow::Result<Application> {
     let expected = config.relayer_address;
     let signer = crate::signer::connect(&signer_config, expected).await?;
     let pool = crate::db::pool(&config.database.url)?;
+    crate::audit::announce_signer(&pool, &signer.pubkey()).await?;
     crate::audit::append_now(
         &pool,
         "signer_check",
@@ -101,6 +77,8 @@ pub async fn serve(config: Config, role: Role) -> anyhow::Result<Application> {
 pub struct Application {
     state: AppState,
     listener: Option<TcpListener>,
+    /// `METRICS_BIND_ADDR`'s listener.
+    metrics_listener: Option<TcpListener>,
     handler: Arc<dyn JobHandler>,
     role: Role,
     /// The watchtower, run next to the workers when the relayer acts on a chain.
@@ -119,15 +97,26 @@ impl Application {
         handler: Arc<dyn JobHandler>,
     ) -> anyhow::Result<Self> {
         let pool = crate::db::pool(&config.database.url)?;
-        let listener = match role {
-            Role::Worker => None,
-            _ => Some(TcpListener::bind(config.http.bind).await.map_err(|e| {
-                anyhow::anyhow!("cannot listen on BIND_ADDR {}: {e}", config.http.bind)
-            })?),
+        let bind = |addr: SocketAddr, var: &'static str| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {var} {addr}: {e}"))
         };
+        let (listener, metrics_listener) = match role {
+            Role::Worker => (None, None),
+            _ => (
+                Some(bind(config.http.bind, "BIND_ADDR").await?),
+                match config.http.metrics_bind {
+                    Some(addr) => Some(bind(addr, "METRICS_BIND_ADDR").await?),
+                    None => None,
+                },
+            ),
+        };
+        let public_url = public_url(&config, listener.as_ref());
         Ok(Self {
-            state: AppState::new(pool, config, Metrics::new()),
+            state: AppState::new(pool, config, Metrics::new(), public_url),
             listener,
+            metrics_listener,
             handler,
             role,
             reconciler: None,
@@ -170,6 +159,13 @@ impl Application {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// `METRICS_BIND_ADDR`'s listener, once bound.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }
@@ -186,7 +182,7 @@ impl Application {
                 chain,
                 interval,
                 config.queue.max_attempts,
-                config.stuck_after,
+                config.stuck,
                 shutdown.clone(),
             ));
         }
@@ -236,44 +232,66 @@ impl Application {
                 tasks.spawn(worker.run(shutdown.clone()));
             }
         }
+        if let Some(listener) = self.metrics_listener {
+            tracing::info!(addr = %listener.local_addr()?, "metrics listening (HTTP, no authentication)");
+            let limits = self.state.config.http.limits;
+            tasks.spawn(server::serve(
+                listener,
+                None,
+                routes::metrics_router(self.state.clone()),
+                limits,
+                shutdown.clone(),
+            ));
+        }
         if let Some(listener) = self.listener {
-            // One rate-limit bucket per client IP: forget idle ones so memory stays bounded.
-            let limiters = [
-                self.state.webhook_limiter.clone(),
-                self.state.actions_limiter.clone(),
-            ];
-            let stop = shutdown.clone();
+            // One rate-limit bucket per client: forget idle ones so memory stays bounded.
+            let (limits, stop) = (self.state.limits.clone(), shutdown.clone());
             tasks.spawn(async move {
                 let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
                 while tokio::select! { _ = tick.tick() => true, _ = stop.cancelled() => false } {
-                    for limiter in &limiters {
-                        limiter.retain_recent();
-                        limiter.shrink_to_fit();
-                    }
+                    limits.forget_idle();
                 }
             });
-            let app = router(self.state.clone()).into_make_service_with_connect_info::<Peer>();
-            let stop = shutdown.clone();
-            match &self.state.config.http.tls {
-                None => {
-                    tracing::info!(addr = %listener.local_addr()?, "listening (HTTP)");
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(async move { stop.cancelled().await })
-                        .await?;
-                }
-                Some(tls) => {
-                    let acceptor = crate::tls::acceptor(tls)?;
-                    tracing::info!(addr = %listener.local_addr()?, client_certificates = tls.client_ca_file.is_some(), "listening (HTTPS)");
-                    axum::serve(TlsListener::new(listener, acceptor)?, app)
-                        .with_graceful_shutdown(async move { stop.cancelled().await })
-                        .await?;
-                }
-            }
+            let http = &self.state.config.http;
+            let tls = http.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+            tracing::info!(
+                addr = %listener.local_addr()?, https = tls.is_some(),
+                client_certificates = http.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some()),
+                max_connections = http.limits.max_connections, "listening"
+            );
+            server::serve(
+                listener,
+                tls,
+                routes::router(self.state.clone()),
+                http.limits,
+                shutdown.clone(),
+            )
+            .await;
         }
         shutdown.cancelled().await;
         while tasks.join_next().await.is_some() {}
         Ok(())
     }
+}
+
+/// `PUBLIC_URL`, or the address the relayer listens on (a warning when that is not loopback:
+/// clients elsewhere cannot follow such links). Never a request's `Host`, which the client writes.
+fn public_url(config: &Config, listener: Option<&TcpListener>) -> String {
+    if let Some(url) = &config.http.public_url {
+        return url.clone();
+    }
+    let addr = listener
+        .and_then(|l| l.local_addr().ok())
+        .unwrap_or(config.http.bind);
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "PUBLIC_URL is not set: links in Solana Actions point at the listen address; set PUBLIC_URL to the relayer's public https URL");
+    }
+    let scheme = if config.http.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{addr}")
 }
 
 fn hostname() -> String {

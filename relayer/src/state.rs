@@ -1,10 +1,5 @@
-use std::{
-    net::IpAddr,
-    num::NonZeroU32,
-    sync::{Arc, RwLock},
-};
+use std::sync::{Arc, RwLock};
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use sqlx::PgPool;
 use tokio::sync::OnceCell;
 
@@ -13,6 +8,7 @@ use crate::{
     config::{Config, Secrets},
     ingest::Ingest,
     metrics::Metrics,
+    routes::limits::Limiters,
 };
 
 /// What every request handler can reach.
@@ -21,8 +17,10 @@ pub struct AppState {
     pub pool: PgPool,
     pub config: Arc<Config>,
     pub metrics: Metrics,
-    pub webhook_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
-    pub actions_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    pub limits: Arc<Limiters>,
+    /// The base of absolute links (the Actions icon): `PUBLIC_URL`, or the address the relayer
+    /// listens on. Never taken from a request's `Host`, which the client writes.
+    pub public_url: Arc<str>,
     /// The chain Solana Actions build transactions for; `None` when the relayer only records.
     pub chain: Option<Arc<dyn Chain>>,
     /// `solana:<genesis hash prefix>` of `chain`, read once (the `X-Blockchain-Ids` header).
@@ -39,22 +37,26 @@ impl AppState {
     pub fn secrets(&self) -> Arc<Secrets> {
         self.secrets.read().expect("secrets lock poisoned").clone()
     }
-}
 
-fn limiter(per_minute: u32) -> Arc<DefaultKeyedRateLimiter<IpAddr>> {
-    let per_minute = NonZeroU32::new(per_minute).expect("validated at start-up");
-    Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)))
+    /// The client's address for a request from `peer` (see `routes::limits::client_ip`).
+    pub fn client_ip(
+        &self,
+        headers: &axum::http::HeaderMap,
+        peer: std::net::SocketAddr,
+    ) -> std::net::IpAddr {
+        crate::routes::limits::client_ip(headers, peer, &self.config.http.trusted_proxies)
+    }
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, config: Config, metrics: Metrics) -> Self {
+    pub fn new(pool: PgPool, config: Config, metrics: Metrics, public_url: String) -> Self {
         let secrets = config.secrets.clone();
         Self {
             ingest: Ingest::start(pool.clone(), config.queue.max_attempts),
             pool,
             secrets: Arc::new(RwLock::new(Arc::new(secrets))),
-            webhook_limiter: limiter(config.http.webhook_rate_per_minute),
-            actions_limiter: limiter(config.http.actions_rate_per_minute),
+            limits: Limiters::new(&config.http),
+            public_url: public_url.into(),
             config: Arc::new(config),
             metrics,
             chain: None,

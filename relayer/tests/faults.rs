@@ -13,7 +13,7 @@ use std::{
     fs::File,
     os::unix::process::ExitStatusExt,
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     sync::{
         atomic::{AtomicU8, AtomicUsize, Ordering},
         Arc, Mutex,
@@ -195,20 +195,8 @@ impl Serve {
     async fn try_start(node: &Node, database_url: &str, failpoint: Option<&str>) -> Option<Self> {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("relayer-{}.log", uuid::Uuid::new_v4()));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relayer"));
-        cmd.arg("serve")
-            .env_clear()
-            .env("DATABASE_URL", database_url)
-            .env(
-                "TRACKING_HMAC_SECRET",
-                std::str::from_utf8(HMAC_SECRET).unwrap(),
-            )
-            .env(
-                "ACCESS_JWT_SECRET",
-                std::str::from_utf8(JWT_SECRET).unwrap(),
-            )
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("CLUSTER", &node.validator.url)
+        let mut cmd = support::serve_command(database_url, port);
+        cmd.env("CLUSTER", &node.validator.url)
             .env("OPENCLAW_EXECUTE", "true")
             .env("SIGNER_MODE", "vault")
             .env("VAULT_URL", &node.bao.url)

@@ -69,7 +69,7 @@ fn webhook() -> Vec<(&'static str, Vec<u8>)> {
         (
             "tracking-details-unknown-fields",
             tracking(
-                r#"{"event_id":"evt_2","tracking_number":"940011189922385","carrier":"usps","status":"out_for_delivery","occurred_at":"2026-01-01T08:30:00+02:00","details":{"location":{"city":"Berlin","geo":[52.5,13.4]},"signed_by":null},"extra":true}"#,
+                r#"{"event_id":"evt_2","tracking_number":"940011189922385","carrier":"usps","status":"out_for_delivery","occurred_at":"2026-01-01T01:30:00+02:00","details":{"location":{"city":"Berlin","geo":[52.5,13.4]},"signed_by":null},"extra":true}"#,
             ),
         ),
         (
@@ -115,6 +115,23 @@ fn webhook() -> Vec<(&'static str, Vec<u8>)> {
             tracking(&event(Some("evt_5"), "1Z9", "ups", "lost")),
         ),
         ("tracking-no-event-id", tracking(&no_id)),
+        (
+            // Beyond the clock-skew bound: refused, so it cannot freeze an offer.
+            "tracking-from-the-future",
+            tracking(
+                r#"{"event_id":"evt_7","tracking_number":"1Z9","carrier":"ups","status":"in_transit","occurred_at":"2026-01-01T00:10:01Z"}"#,
+            ),
+        ),
+        (
+            "tracking-duplicate-key",
+            tracking(
+                r#"{"event_id":"evt_8","tracking_number":"1Z9","carrier":"ups","status":"in_transit","status":"delivered","occurred_at":"2026-01-01T00:00:00Z"}"#,
+            ),
+        ),
+        (
+            "tracking-control-character",
+            tracking(&event(Some("evt_9"), "1Z\\u001b9", "ups", "delivered")),
+        ),
         (
             // serde reads a struct from a JSON array too: the fields in declaration order.
             "tracking-array-body",

@@ -20,6 +20,7 @@
 //! nothing else, so it cannot deadlock, and `seq` has no gaps because a rolled-back transaction
 //! takes its entries with it. This module's `entry_hash` is the independent check of what the
 //! database wrote: `relayer audit verify` recomputes every hash with it.
+pub mod operators;
 pub mod verify;
 
 use std::time::Duration;
@@ -31,6 +32,8 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use anchor_lang::prelude::Pubkey;
 
 use crate::signer::TxSigner;
 
@@ -213,6 +216,44 @@ pub async fn checkpoints(pool: &PgPool) -> sqlx::Result<Vec<Checkpoint>> {
     sqlx::query_as("SELECT * FROM audit_checkpoints ORDER BY tree_size")
         .fetch_all(pool)
         .await
+}
+
+/// Records a new relayer key in the log when `signer` is not the key of the last checkpoint, so
+/// that `relayer audit verify` accepts the new key's checkpoints (see `verify`). Returns whether
+/// it did.
+pub async fn announce_signer(pool: &PgPool, signer: &Pubkey) -> sqlx::Result<bool> {
+    let last: Option<(String, i64)> = sqlx::query_as(
+        "SELECT signer, tree_size FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    let signer = signer.to_string();
+    // Announced already, by an earlier start that has not signed a checkpoint yet.
+    let pending: Option<String> = match &last {
+        Some((_, signed)) => sqlx::query_scalar(
+            "SELECT payload::jsonb->>'to' FROM audit_log
+             WHERE kind = 'signer_rotated' AND seq > $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(signed)
+        .fetch_optional(pool)
+        .await?
+        .flatten(),
+        None => None,
+    };
+    match last {
+        Some((from, _)) if from != signer && pending.as_deref() != Some(signer.as_str()) => {
+            append_now(
+                pool,
+                "signer_rotated",
+                None,
+                serde_json::json!({ "from": from, "to": signer }),
+            )
+            .await?;
+            tracing::info!(%from, to = %signer, "the relayer's key changed: rotation recorded in the audit log");
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// Signs the current head if the log grew since the last checkpoint; returns the new one.

@@ -1,5 +1,10 @@
 //! Checks an audit log export offline: the hash chain, then every checkpoint against the
-//! relayer's public key. Reports the first thing wrong.
+//! relayer's public keys. Reports the first thing wrong.
+//!
+//! The relayer's key can be rotated: `keys` lists every key it has used, oldest first. A
+//! checkpoint may be signed by the next key only after a `signer_rotated` entry from the current
+//! key to it, written after the current key's last checkpoint (the relayer appends one when it
+//! starts with a new key); an earlier key never signs again.
 use anchor_lang::prelude::Pubkey;
 
 use super::{checkpoint_message, entry_hash, Checkpoint, Entry, Record};
@@ -34,11 +39,36 @@ pub enum Finding {
         signer: String,
         expected: Pubkey,
     },
+    #[error("checkpoint at size {tree_size}: signed by {signer}, but no signer_rotated entry from {from} to it precedes it: an unannounced key")]
+    UnannouncedRotation {
+        tree_size: i64,
+        signer: Pubkey,
+        from: Pubkey,
+    },
+    #[error("checkpoint at size {tree_size}: signed by {signer}, a key rotated out before it")]
+    RetiredKey { tree_size: i64, signer: Pubkey },
     #[error("checkpoint at size {tree_size}: the signature does not verify against {expected}")]
     BadSignature { tree_size: i64, expected: Pubkey },
 }
 
-pub fn verify(records: &[Record], relayer: &Pubkey) -> Result<Report, Finding> {
+/// The `signer_rotated` entries: (seq, from, to).
+fn rotations(entries: &[&Entry]) -> Vec<(i64, String, String)> {
+    entries
+        .iter()
+        .filter(|e| e.kind == "signer_rotated")
+        .filter_map(|e| {
+            let p: serde_json::Value = serde_json::from_str(&e.payload).ok()?;
+            Some((
+                e.seq,
+                p["from"].as_str()?.to_owned(),
+                p["to"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+pub fn verify(records: &[Record], keys: &[Pubkey]) -> Result<Report, Finding> {
+    let first = keys.first().copied().unwrap_or_default();
     let entries: Vec<&Entry> = records
         .iter()
         .filter_map(|r| match r {
@@ -73,7 +103,12 @@ pub fn verify(records: &[Record], relayer: &Pubkey) -> Result<Report, Finding> {
         prev.clone_from(&e.hash);
     }
 
+    let rotations = rotations(&entries);
+    // The key in force, and the tree size of its last checkpoint.
+    let (mut current, mut last_signed) = (0usize, 0i64);
     let mut signed_size = 0;
+    let mut checkpoints = checkpoints;
+    checkpoints.sort_by_key(|c| c.tree_size);
     for c in &checkpoints {
         let Some(head) = usize::try_from(c.tree_size)
             .ok()
@@ -85,13 +120,36 @@ pub fn verify(records: &[Record], relayer: &Pubkey) -> Result<Report, Finding> {
                 entries: entries.len(),
             });
         };
-        if c.signer != relayer.to_string() {
+        let Some(k) = keys.iter().position(|key| c.signer == key.to_string()) else {
             return Err(Finding::WrongSigner {
                 tree_size: c.tree_size,
                 signer: c.signer.clone(),
-                expected: *relayer,
+                expected: keys.get(current).copied().unwrap_or(first),
+            });
+        };
+        if k < current {
+            return Err(Finding::RetiredKey {
+                tree_size: c.tree_size,
+                signer: keys[k],
             });
         }
+        // Each step to a later key needs its announcement, after the last checkpoint of the key
+        // it replaces and covered by this checkpoint.
+        while current < k {
+            let (from, to) = (keys[current].to_string(), keys[current + 1].to_string());
+            let announced = rotations.iter().any(|(seq, f, t)| {
+                *f == from && *t == to && *seq > last_signed && *seq <= c.tree_size
+            });
+            if !announced {
+                return Err(Finding::UnannouncedRotation {
+                    tree_size: c.tree_size,
+                    signer: keys[current + 1],
+                    from: keys[current],
+                });
+            }
+            current += 1;
+        }
+        let relayer = &keys[k];
         let signature: Option<[u8; 64]> = c.signature.as_slice().try_into().ok();
         let message = checkpoint_message(c.tree_size, &c.head_hash, &c.signed_at);
         if !signature.is_some_and(|s| crate::signer::verify(relayer, &message, &s)) {
@@ -100,6 +158,7 @@ pub fn verify(records: &[Record], relayer: &Pubkey) -> Result<Report, Finding> {
                 expected: *relayer,
             });
         }
+        last_signed = c.tree_size;
         if head.hash != c.head_hash {
             return Err(Finding::HeadMismatch {
                 tree_size: c.tree_size,

@@ -82,19 +82,46 @@ pub const SECRET_NAMES: [&str; 3] = [
 #[derive(Clone, Debug)]
 pub struct DatabaseConfig {
     pub url: String,
+    /// `DATABASE_ALLOW_PRIVILEGED`: serve may run as a superuser or the tables' owner.
+    pub allow_privileged: bool,
 }
 
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
     pub bind: SocketAddr,
-    pub trust_forwarded_for: bool,
+    /// The proxies whose `X-Forwarded-For` is believed; empty: the peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub webhook_rate_per_minute: u32,
     pub webhook_max_body: usize,
     pub actions_rate_per_minute: u32,
+    pub operator_rate_per_minute: u32,
+    pub auth_failures_per_minute: u32,
+    pub audit_rate_per_minute: u32,
+    pub limits: crate::server::Limits,
+    /// A listener of its own for `/metrics`, without authentication.
+    pub metrics_bind: Option<SocketAddr>,
     /// Base URL for absolute links in Actions responses (icon); no trailing slash.
     pub public_url: Option<String>,
     /// Terminate TLS here (and optionally require client certificates on the operator API).
     pub tls: Option<crate::tls::TlsConfig>,
+}
+
+/// What an operator token must be: HS256 with the secrets, this issuer and audience, a `jti`,
+/// issued no later than now and valid for at most `max_ttl`.
+#[derive(Clone, Debug)]
+pub struct TokenConfig {
+    pub issuer: String,
+    pub audience: String,
+    pub max_ttl: Duration,
+}
+
+/// When an offer needs a human (`relayer_offers_stuck`, and the watchtower's warnings).
+#[derive(Clone, Copy, Debug)]
+pub struct StuckConfig {
+    /// A shipment ended this long ago and its deal has not settled.
+    pub settle_after: Duration,
+    /// A shipment in transit has had no carrier event for this long.
+    pub silent_after: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -141,10 +168,11 @@ pub struct Config {
     pub secrets: Secrets,
     /// Set when the secrets come from Vault KV (and are re-read from there).
     pub secrets_kv: Option<KvConfig>,
+    pub tokens: TokenConfig,
     pub queue: QueueConfig,
     pub execute: bool,
     /// An ended shipment whose escrow has not settled after this long is flagged as stuck.
-    pub stuck_after: Duration,
+    pub stuck: StuckConfig,
     /// Where workers act; `None`: jobs are only recorded.
     pub chain: Option<ChainSettings>,
     /// Required with `chain`.
@@ -168,14 +196,36 @@ impl Config {
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
     pub fn database(&self) -> Result<DatabaseConfig, ConfigError> {
-        let url = self.required("DATABASE_URL", "postgres://relayer@127.0.0.1:5432/relayer")?;
+        Ok(DatabaseConfig {
+            url: self.postgres_url("DATABASE_URL")?,
+            allow_privileged: self.flag("DATABASE_ALLOW_PRIVILEGED")?,
+        })
+    }
+
+    /// Where `relayer migrate` connects, and the role it grants serve's needs to: with
+    /// `DATABASE_OWNER_URL`, the owner migrates and `DATABASE_URL`'s user is granted.
+    pub fn migration(&self) -> Result<(String, Option<AppRole>), ConfigError> {
+        let app = self.postgres_url("DATABASE_URL")?;
+        if self.optional("DATABASE_OWNER_URL").is_none() {
+            return Ok((app, None));
+        }
+        let owner = self.postgres_url("DATABASE_OWNER_URL")?;
+        let role = AppRole::of_url(&app).ok_or_else(|| ConfigError {
+            var: "DATABASE_URL",
+            problem: "names no user, so DATABASE_OWNER_URL cannot grant it".into(),
+        })?;
+        Ok((owner, Some(role)))
+    }
+
+    fn postgres_url(&self, var: &'static str) -> Result<String, ConfigError> {
+        let url = self.required(var, "postgres://relayer@127.0.0.1:5432/relayer")?;
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(ConfigError {
-                var: "DATABASE_URL",
+                var,
                 problem: "must start with postgres:// or postgresql://".into(),
             });
         }
-        Ok(DatabaseConfig { url })
+        Ok(url)
     }
 
     /// The webhook and operator-token secrets, checked (also when re-read from Vault KV).
@@ -215,14 +265,67 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             at_least(var, u64::from(rate), 1)?;
             Ok(rate)
         };
+        if self.optional("TRUST_FORWARDED_FOR").is_some() {
+            return Err(ConfigError {
+                var: "TRUST_FORWARDED_FOR",
+                problem: "is replaced by TRUSTED_PROXIES: list your proxies' addresses (CIDRs), \
+                          e.g. TRUSTED_PROXIES=127.0.0.1/32"
+                    .into(),
+            });
+        }
+        let max_connections: Option<usize> =
+            self.parsed_opt("HTTP_MAX_CONNECTIONS", "a number of connections")?;
+        let limits = crate::server::Limits {
+            header_timeout: self.secs("HTTP_HEADER_TIMEOUT_SECS", 1)?,
+            body_timeout: self.secs("HTTP_BODY_TIMEOUT_SECS", 1)?,
+            request_timeout: self.secs("HTTP_REQUEST_TIMEOUT_SECS", 1)?,
+            max_connections: match max_connections {
+                Some(n) => {
+                    at_least("HTTP_MAX_CONNECTIONS", n as u64, 1)?;
+                    n
+                }
+                None => crate::server::max_connections_for_file_limit(256),
+            },
+        };
         Ok(HttpConfig {
             bind: self.parsed("BIND_ADDR", "host:port")?,
-            trust_forwarded_for: self.flag("TRUST_FORWARDED_FOR")?,
+            trusted_proxies: self.trusted_proxies()?,
             webhook_rate_per_minute: rate("WEBHOOK_RATE_LIMIT_PER_MINUTE")?,
             webhook_max_body: self.parsed("WEBHOOK_MAX_BODY_BYTES", "a number of bytes")?,
             actions_rate_per_minute: rate("ACTIONS_RATE_LIMIT_PER_MINUTE")?,
+            operator_rate_per_minute: rate("OPERATOR_RATE_LIMIT_PER_MINUTE")?,
+            auth_failures_per_minute: rate("AUTH_FAILURES_PER_MINUTE")?,
+            audit_rate_per_minute: rate("AUDIT_RATE_LIMIT_PER_MINUTE")?,
+            limits,
+            metrics_bind: self.parsed_opt("METRICS_BIND_ADDR", "host:port")?,
             public_url: self.public_url()?,
             tls: self.tls()?,
+        })
+    }
+
+    fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        let Some(list) = self.optional("TRUSTED_PROXIES") else {
+            return Ok(Vec::new());
+        };
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| ConfigError {
+                        var: "TRUSTED_PROXIES",
+                        problem: format!("has {s:?}, which is not an address or a CIDR"),
+                    })
+            })
+            .collect()
+    }
+
+    pub fn tokens(&self) -> Result<TokenConfig, ConfigError> {
+        Ok(TokenConfig {
+            issuer: self.required("ACCESS_JWT_ISSUER", "openclaw-relayer")?,
+            audience: self.required("ACCESS_JWT_AUDIENCE", "openclaw-relayer-operator-api")?,
+            max_ttl: self.secs("ACCESS_JWT_MAX_TTL_SECS", 60)?,
         })
     }
 
@@ -336,9 +439,13 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             http: self.http()?,
             secrets,
             secrets_kv,
+            tokens: self.tokens()?,
             queue: self.queue()?,
             execute,
-            stuck_after: self.secs("STUCK_AFTER_SECS", 1)?,
+            stuck: StuckConfig {
+                settle_after: self.secs("STUCK_AFTER_SECS", 1)?,
+                silent_after: self.secs("TRANSIT_SILENT_AFTER_SECS", 1)?,
+            },
             chain,
             signer,
             relayer_address,
@@ -386,6 +493,40 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             });
         }
         Ok(Some(url.trim_end_matches('/').to_owned()))
+    }
+}
+
+/// The role `relayer serve` connects as, from `DATABASE_URL`, for `relayer migrate` to grant.
+#[derive(Debug)]
+pub struct AppRole {
+    pub name: String,
+    /// Set on the role when migrate creates it, so the URL works as it is.
+    pub password: Option<Secret>,
+}
+
+impl AppRole {
+    /// The user and password of a `postgres://user[:password]@host/…` URL, percent-decoded.
+    fn of_url(url: &str) -> Option<Self> {
+        let rest = url.split_once("://")?.1;
+        let authority = rest.split(['/', '?']).next()?;
+        let (userinfo, _) = authority.rsplit_once('@')?;
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .ok()
+                .map(|s| s.into_owned())
+        };
+        let (user, password) = match userinfo.split_once(':') {
+            Some((user, password)) => (user, Some(decode(password)?)),
+            None => (userinfo, None),
+        };
+        let name = decode(user)?;
+        (!name.is_empty()).then(|| Self {
+            name,
+            password: password
+                .filter(|p| !p.is_empty())
+                .map(|p| Secret::new(p.into_bytes())),
+        })
     }
 }
 

@@ -84,6 +84,11 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(SignerConfig::Vault(VaultConfig {
             url: self.required("VAULT_URL", "https://vault.internal:8200")?,
             token: self.vault_token()?,
+            // With VAULT_TOKEN set, the file is not the token's source.
+            token_file: match self.optional("VAULT_TOKEN") {
+                Some(_) => None,
+                None => self.optional("VAULT_TOKEN_FILE").map(Into::into),
+            },
             mount: self.required("VAULT_TRANSIT_MOUNT", "transit")?,
             key,
             version,

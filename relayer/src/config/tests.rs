@@ -27,7 +27,10 @@ fn defaults_are_safe() {
     let c = with(&[]).unwrap();
     assert!(!c.execute, "OPENCLAW_EXECUTE defaults to simulation");
     assert_eq!(c.http.webhook_max_body, 65_536);
-    assert!(!c.http.trust_forwarded_for);
+    assert!(
+        c.http.trusted_proxies.is_empty(),
+        "no proxy believed by default"
+    );
     assert_eq!(c.queue.workers, 2);
     assert!(
         c.chain.is_none() && c.signer.is_none(),
@@ -50,6 +53,12 @@ fn every_bad_value_names_its_variable() {
         ("ACCESS_JWT_SECRET_PREVIOUS", "short"),
         ("DATABASE_URL", "mysql://x"),
         ("STUCK_AFTER_SECS", "0"),
+        ("TRUST_FORWARDED_FOR", "true"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip"),
+        ("HTTP_MAX_CONNECTIONS", "0"),
+        ("HTTP_HEADER_TIMEOUT_SECS", "0"),
+        ("METRICS_BIND_ADDR", "nowhere"),
+        ("ACCESS_JWT_MAX_TTL_SECS", "5"),
     ] {
         let e = with(&[(var, value)]).unwrap_err();
         assert_eq!(e.var, var, "{var}={value}: {e}");
@@ -60,6 +69,43 @@ fn every_bad_value_names_its_variable() {
         e.to_string(),
         "configuration: DATABASE_URL is not set (e.g. postgres://relayer@127.0.0.1:5432/relayer)"
     );
+}
+
+#[test]
+fn migrations_run_as_the_owner_and_grant_the_apps_role() {
+    let app = "postgres://relayer_app:p%40ss%3Aword@db:5432/relayer?sslmode=require";
+    let owner = "postgres://relayer_owner:pw@db:5432/relayer";
+    let (url, role) = env(&[("DATABASE_URL", app)]).migration().unwrap();
+    assert_eq!(url, app);
+    assert!(
+        role.is_none(),
+        "without an owner URL, DATABASE_URL migrates and nothing is granted"
+    );
+    let (url, role) = env(&[("DATABASE_URL", app), ("DATABASE_OWNER_URL", owner)])
+        .migration()
+        .unwrap();
+    assert_eq!(url, owner);
+    let role = role.expect("DATABASE_URL's user is granted");
+    assert_eq!(role.name, "relayer_app");
+    assert_eq!(
+        role.password.unwrap().expose(),
+        b"p@ss:word",
+        "percent-decoded"
+    );
+    let (_, role) = env(&[
+        ("DATABASE_URL", "postgres://relayer_app@db/relayer"),
+        ("DATABASE_OWNER_URL", owner),
+    ])
+    .migration()
+    .unwrap();
+    assert!(role.unwrap().password.is_none());
+    let e = env(&[
+        ("DATABASE_URL", "postgres://db/relayer"),
+        ("DATABASE_OWNER_URL", owner),
+    ])
+    .migration()
+    .unwrap_err();
+    assert_eq!(e.var, "DATABASE_URL", "{e}");
 }
 
 #[test]
@@ -192,6 +238,7 @@ fn the_table_lists_exactly_the_variables_read() {
         let _ = e.secrets().map(|s| e.config(s, None));
         let _ = e.log_filter();
         let _ = e.failpoint();
+        let _ = e.migration();
     }
     let listed: BTreeSet<String> = vars::VARS.iter().map(|v| v.name.to_owned()).collect();
     let read = read.into_inner();

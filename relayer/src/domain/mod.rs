@@ -1,3 +1,4 @@
+pub mod json;
 pub mod offer;
 pub mod signature;
 pub mod tracking;

@@ -223,11 +223,12 @@ pub async fn retry(pool: &PgPool, job_id: i64, operator: &str) -> sqlx::Result<b
         .bind(CHANNEL)
         .execute(&mut *tx)
         .await?;
+    let operator = crate::audit::operators::commit(&mut tx, operator).await?;
     crate::audit::append(
         &mut tx,
         "job_retried",
         Some(offer_id),
-        serde_json::json!({ "job_id": job_id, "action": action, "operator": operator }),
+        serde_json::json!({ "job_id": job_id, "action": action, "operator_commitment": operator }),
     )
     .await?;
     tx.commit().await?;

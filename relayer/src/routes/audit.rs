@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::{
     audit::{self, Checkpoint, Entry},
+    auth::Operator,
     error::ApiError,
     state::AppState,
 };
@@ -43,4 +44,26 @@ pub async fn of_offer(
 
 pub async fn checkpoints(State(app): State<AppState>) -> Result<Json<Vec<Checkpoint>>, ApiError> {
     Ok(Json(audit::checkpoints(&app.pool).await?))
+}
+
+/// Opens an entry's `operator_commitment` (operators only): who it was, and the nonce that
+/// makes `sha256("openclaw-escrow operator\n" || nonce hex || "\n" || operator)` the commitment.
+pub async fn operator(
+    State(app): State<AppState>,
+    _: Operator,
+    Path(commitment): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let valid = commitment.len() == 64 && commitment.bytes().all(|b| b.is_ascii_hexdigit());
+    if !valid {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "a commitment is 64 hex characters",
+        ));
+    }
+    let (operator, nonce) = audit::operators::open(&app.pool, &commitment)
+        .await?
+        .ok_or_else(|| ApiError::not_found("commitment"))?;
+    Ok(Json(serde_json::json!({
+        "commitment": commitment, "operator": operator, "nonce": hex::encode(nonce),
+    })))
 }

@@ -3,7 +3,7 @@
 //! These routes are public: they reveal an offer's parties and terms to whoever holds its id,
 //! and hand out only transactions that the asking wallet must still sign itself.
 use axum::{
-    extract::{rejection::JsonRejection, ConnectInfo, Path, State},
+    extract::{Path, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
     middleware,
     response::{IntoResponse, Response},
@@ -18,10 +18,10 @@ use uuid::Uuid;
 use crate::{
     blinks::{self, ActionError, ActionKind},
     domain::offer::Offer,
+    error::ApiError,
     offers,
-    routes::webhooks::client_ip,
+    routes::strict_json::StrictJson,
     state::AppState,
-    tls::Peer,
 };
 
 /// The spec version these responses follow.
@@ -37,6 +37,10 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(describe).post(transaction).options(preflight),
         )
         .route("/actions/icon.svg", get(icon))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::routes::per_ip_actions,
+        ))
         .layer(middleware::map_response_with_state(state, headers))
 }
 
@@ -128,25 +132,15 @@ async fn icon() -> impl IntoResponse {
 }
 
 async fn offer(app: &AppState, id: &str) -> Result<Offer, Refusal> {
-    let unknown = || bad_request(format!("unknown offer {id:?}"));
+    // Not echoed: the id is whatever the client put in the path.
+    let unknown = || bad_request("unknown offer: the link names no offer of this relayer");
     let id: Uuid = id.parse().map_err(|_| unknown())?;
     offers::get(&app.pool, id).await?.ok_or_else(unknown)
-}
-
-fn base_url(app: &AppState, headers: &HeaderMap) -> String {
-    app.config.http.public_url.clone().unwrap_or_else(|| {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
-        format!("http://{host}")
-    })
 }
 
 async fn describe(
     State(app): State<AppState>,
     Path((kind, id)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, Refusal> {
     let kind: ActionKind = kind.parse().map_err(Refusal::from)?;
     let offer = offer(&app, &id).await?;
@@ -154,7 +148,7 @@ async fn describe(
     let href = format!("/api/actions/{}/{}", kind.as_str(), offer.id);
     let mut body = json!({
         "type": "action",
-        "icon": format!("{}/actions/icon.svg", base_url(&app, &headers)),
+        "icon": format!("{}/actions/icon.svg", app.public_url),
         "title": meta.title,
         "description": meta.description,
         "label": meta.label,
@@ -174,25 +168,19 @@ struct ActionPost {
 
 async fn transaction(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<Peer>,
     Path((kind, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Result<Json<ActionPost>, JsonRejection>,
+    body: Result<StrictJson<ActionPost>, ApiError>,
 ) -> Result<Json<Value>, Refusal> {
-    let ip = client_ip(&headers, peer.addr, app.config.http.trust_forwarded_for);
     let result = async {
-        if app.actions_limiter.check_key(&ip).is_err() {
-            return Err(Refusal(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many requests, try again in a minute".into(),
-            ));
-        }
         let kind: ActionKind = kind.parse().map_err(Refusal::from)?;
-        let Json(body) = body
-            .map_err(|_| bad_request(r#"the body must be {"account": "<your wallet address>"}"#))?;
-        let account = body.account.parse().map_err(|_| {
-            bad_request(format!("account {:?} is not a valid address", body.account))
+        let StrictJson(body) = body.map_err(|e| match e.status {
+            StatusCode::PAYLOAD_TOO_LARGE => Refusal(e.status, e.message),
+            _ => bad_request(r#"the body must be {"account": "<your wallet address>"}"#),
         })?;
+        let account = body
+            .account
+            .parse()
+            .map_err(|_| bad_request("account is not a valid base58 address"))?;
         let offer = offer(&app, &id).await?;
         let chain = app.chain.as_deref().ok_or_else(|| {
             Refusal(
@@ -203,11 +191,11 @@ async fn transaction(
         })?;
         let (tx, message) = blinks::build(chain, &offer, kind, account).await?;
         let bytes = bincode::serialize(&tx).map_err(|e| {
-            tracing::error!(error = %e, "cannot serialize an action transaction");
+            tracing::warn!(error = %e, "cannot serialize an action transaction");
             Refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
         })?;
         tracing::info!(action = kind.as_str(), offer_id = %offer.id, %account, "action built");
-        Ok((bytes, message))
+        Ok::<_, Refusal>((bytes, message))
     }
     .await;
     let kind_label = kind

@@ -1,6 +1,6 @@
 //! Operator API for offers: register an escrow's shipment, and read an offer with its history.
 use axum::{
-    extract::{rejection::JsonRejection, Path, State},
+    extract::{Path, State},
     http::StatusCode,
     Json,
 };
@@ -12,15 +12,15 @@ use crate::{
     domain::offer::{NewOffer, NewOfferBody, Offer},
     error::ApiError,
     ingest, offers, queue,
+    routes::strict_json::StrictJson,
     state::AppState,
 };
 
 pub async fn create(
     State(app): State<AppState>,
     Operator(operator): Operator,
-    body: Result<Json<NewOfferBody>, JsonRejection>,
+    StrictJson(body): StrictJson<NewOfferBody>,
 ) -> Result<(StatusCode, Json<Offer>), ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let offer = NewOffer::try_from(body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let mut tx = app.pool.begin().await?;

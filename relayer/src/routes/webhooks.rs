@@ -1,7 +1,5 @@
 //! `POST /webhooks/tracking`: rate limit, size cap, signature, parse, then the event is stored
 //! with the offer's move and the job it implies, all or nothing (`crate::ingest`).
-use std::net::{IpAddr, SocketAddr};
-
 use axum::{
     body::Bytes,
     extract::{rejection::BytesRejection, ConnectInfo, State},
@@ -29,8 +27,8 @@ pub async fn tracking(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let ip = client_ip(&headers, peer.addr, app.config.http.trust_forwarded_for);
-    if app.webhook_limiter.check_key(&ip).is_err() {
+    let ip = app.client_ip(&headers, peer.addr);
+    if app.limits.webhooks.check_key(&ip).is_err() {
         return refuse(
             &app,
             "rate_limited",
@@ -74,7 +72,7 @@ pub async fn tracking(
             return refuse(&app, result, StatusCode::UNAUTHORIZED, &e.to_string());
         }
     };
-    let event = match TrackingEvent::parse(&body, verified.header_id) {
+    let event = match TrackingEvent::parse(&body, verified.header_id, Utc::now()) {
         Ok(event) => event,
         Err(e) => return refuse(&app, "malformed", StatusCode::BAD_REQUEST, &e.to_string()),
     };
@@ -106,31 +104,6 @@ pub async fn tracking(
 fn refuse(app: &AppState, result: &str, status: StatusCode, reason: &str) -> Response {
     app.metrics.webhook(result);
     ApiError::new(status, reason).into_response()
-}
-
-/// The peer address, or with `TRUST_FORWARDED_FOR` the last `X-Forwarded-For` hop (the one our
-/// own proxy appended; earlier hops are whatever the client claimed).
-pub(crate) fn client_ip(
-    headers: &HeaderMap,
-    peer: SocketAddr,
-    trust_forwarded_for: bool,
-) -> IpAddr {
-    if trust_forwarded_for {
-        // The last hop of the last header line: a proxy may add its own line after the
-        // client's instead of extending it.
-        let last_line = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok());
-        if let Some(ip) = last_line
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|s| s.trim().parse().ok())
-        {
-            return ip;
-        }
-    }
-    peer.ip()
 }
 
 impl IntoResponse for Recorded {

@@ -5,13 +5,20 @@
 //! version, returned as `vault:v<N>:<base64>`, and checked to be from version N before the
 //! caller verifies it against the pinned public key. A rotation in Vault therefore never
 //! changes the relayer's address under a running process.
-use std::time::Duration;
+//!
+//! The token: with `VAULT_TOKEN_FILE` (as Vault Agent writes it) the file is read again when it
+//! changes (looked at every few seconds) and whenever Vault answers 401 or 403, and the request is
+//! retried once with the new token; a renewable token is renewed at half its TTL.
+use std::{
+    sync::{Arc, Weak},
+    time::{Duration, SystemTime},
+};
 
 use anchor_lang::prelude::Pubkey;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use vaultrs::{
     api::transit::{requests::SignDataRequestBuilder, responses::ReadKeyData, KeyType},
-    client::{VaultClient, VaultClientSettingsBuilder},
+    client::{Client as _, VaultClient, VaultClientSettingsBuilder},
     error::ClientError,
     transit,
 };
@@ -23,6 +30,8 @@ use crate::config::Secret;
 pub struct VaultConfig {
     pub url: String,
     pub token: Secret,
+    /// Where `token` came from, to read again when it changes.
+    pub token_file: Option<std::path::PathBuf>,
     pub mount: String,
     pub key: String,
     /// Pinned key version; `None` pins the latest at start-up.
@@ -33,7 +42,8 @@ pub struct VaultConfig {
 
 pub struct VaultSigner {
     // vaultrs' settings derive Debug with the token inside: this struct deliberately does not.
-    client: VaultClient,
+    client: Arc<tokio::sync::RwLock<VaultClient>>,
+    token: Arc<TokenSource>,
     mount: String,
     key: String,
     version: u64,
@@ -62,11 +72,11 @@ fn classify(e: ClientError, what: &str) -> SignerError {
 
 impl VaultSigner {
     pub async fn connect(config: &VaultConfig) -> anyhow::Result<Self> {
-        let token = String::from_utf8(config.token.expose().to_vec())
+        let token_text = String::from_utf8(config.token.expose().to_vec())
             .map_err(|_| anyhow::anyhow!("VAULT_TOKEN is not UTF-8"))?;
         let settings = VaultClientSettingsBuilder::default()
             .address(&config.url)
-            .token(token)
+            .token(token_text.clone())
             .timeout(Some(config.timeout))
             .build()
             .map_err(|e| anyhow::anyhow!("VAULT_URL {:?} is not usable: {e}", config.url))?;
@@ -113,8 +123,16 @@ impl VaultSigner {
             })?;
         let pubkey = Pubkey::new_from_array(bytes);
         tracing::info!(key = %config.key, version, address = %pubkey, "vault transit signer ready");
+        let client = Arc::new(tokio::sync::RwLock::new(client));
+        let token = Arc::new(TokenSource {
+            file: config.token_file.clone(),
+            current: std::sync::Mutex::new(token_text.clone()),
+            modified: std::sync::Mutex::new(modified(config.token_file.as_deref())),
+        });
+        tokio::spawn(maintain(Arc::downgrade(&client), token.clone()));
         Ok(Self {
             client,
+            token,
             mount: config.mount.clone(),
             key: config.key.clone(),
             version,
@@ -134,17 +152,20 @@ impl TxSigner for VaultSigner {
 
     fn sign_unchecked<'a>(&'a self, message: &'a [u8]) -> SignFuture<'a> {
         Box::pin(async move {
-            let mut opts = SignDataRequestBuilder::default();
-            opts.key_version(self.version);
             let input = STANDARD.encode(message);
-            let response = transit::data::sign(
-                &self.client,
-                &self.mount,
-                &self.key,
-                &input,
-                Some(&mut opts),
-            )
-            .await
+            let request = || async {
+                let mut opts = SignDataRequestBuilder::default();
+                opts.key_version(self.version);
+                let client = self.client.read().await;
+                transit::data::sign(&*client, &self.mount, &self.key, &input, Some(&mut opts)).await
+            };
+            let response = match request().await {
+                // The token may have been replaced under us (Vault Agent): read it and try once more.
+                Err(ClientError::APIError {
+                    code: 401 | 403, ..
+                }) if self.token.reload(&self.client).await => request().await,
+                other => other,
+            }
             .map_err(|e| classify(e, "transit sign"))?;
             let expected_prefix = format!("vault:v{}:", self.version);
             let encoded = response
@@ -163,4 +184,95 @@ impl TxSigner for VaultSigner {
                 .ok_or(SignerError::BadSignature(self.pubkey))
         })
     }
+}
+
+/// The token in use, and the file it comes from.
+struct TokenSource {
+    file: Option<std::path::PathBuf>,
+    current: std::sync::Mutex<String>,
+    modified: std::sync::Mutex<Option<SystemTime>>,
+}
+
+fn modified(file: Option<&std::path::Path>) -> Option<SystemTime> {
+    std::fs::metadata(file?).and_then(|m| m.modified()).ok()
+}
+
+impl TokenSource {
+    /// Reads the file again; when it holds another token, the client uses it from now on.
+    /// Returns whether the token changed.
+    async fn reload(&self, client: &tokio::sync::RwLock<VaultClient>) -> bool {
+        let Some(file) = &self.file else {
+            return false;
+        };
+        let fresh = match std::fs::read_to_string(file) {
+            Ok(t) => t.trim().to_owned(),
+            Err(e) => {
+                tracing::warn!(file = %file.display(), error = %e, "VAULT_TOKEN_FILE cannot be read; keeping the token in use");
+                return false;
+            }
+        };
+        *self.modified.lock().expect("token lock poisoned") = modified(Some(file));
+        let changed = {
+            let mut current = self.current.lock().expect("token lock poisoned");
+            let changed = !fresh.is_empty() && *current != fresh;
+            if changed {
+                current.clone_from(&fresh);
+            }
+            changed
+        };
+        if changed {
+            client.write().await.set_token(&fresh);
+            tracing::info!(file = %file.display(), "Vault token read again from VAULT_TOKEN_FILE");
+        }
+        changed
+    }
+
+    fn file_changed(&self) -> bool {
+        let now = modified(self.file.as_deref());
+        now.is_some() && now != *self.modified.lock().expect("token lock poisoned")
+    }
+}
+
+/// How often the token file is looked at for a change.
+const TOKEN_FILE_EVERY: Duration = Duration::from_secs(3);
+
+/// Keeps the token fresh while the signer lives: reads the file again when it changed, and renews
+/// a renewable token at half its TTL. Ends when the signer is dropped.
+async fn maintain(client: Weak<tokio::sync::RwLock<VaultClient>>, token: Arc<TokenSource>) {
+    let mut renew_at = renewal(&client).await;
+    loop {
+        tokio::time::sleep(TOKEN_FILE_EVERY).await;
+        let Some(strong) = client.upgrade() else {
+            return;
+        };
+        if token.file_changed() && token.reload(&strong).await {
+            renew_at = renewal(&client).await;
+        }
+        if renew_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
+            let renewed = vaultrs::token::renew_self(&*strong.read().await, None).await;
+            match renewed {
+                Ok(auth) => {
+                    tracing::debug!(lease_secs = auth.lease_duration, "Vault token renewed");
+                    renew_at = Some(half(auth.lease_duration));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Vault token not renewed; retrying shortly (check its max TTL, or let Vault Agent renew it)");
+                    renew_at = Some(tokio::time::Instant::now() + TOKEN_FILE_EVERY);
+                }
+            }
+        }
+    }
+}
+
+/// When to renew the token in use: at half its TTL, if it is renewable and expires at all.
+async fn renewal(client: &Weak<tokio::sync::RwLock<VaultClient>>) -> Option<tokio::time::Instant> {
+    let client = client.upgrade()?;
+    let info = vaultrs::token::lookup_self(&*client.read().await)
+        .await
+        .ok()?;
+    (info.renewable == Some(true) && info.ttl > 0).then(|| half(info.ttl))
+}
+
+fn half(ttl_secs: u64) -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs((ttl_secs / 2).max(1))
 }

@@ -117,7 +117,9 @@ async fn an_ended_shipment_whose_escrow_never_settles_is_flagged_stuck() {
     .await;
     r.webhook("1ZEMB", "stuck-1", "delivered").await;
     assert_eq!(
-        r.app.metric("relayer_offers_stuck").await,
+        r.app
+            .metric("relayer_offers_stuck{reason=\"settle_overdue\"}")
+            .await,
         0.0,
         "just delivered: not stuck yet"
     );
@@ -125,7 +127,12 @@ async fn an_ended_shipment_whose_escrow_never_settles_is_flagged_stuck() {
         .execute(&r.app.pool)
         .await
         .unwrap();
-    assert_eq!(r.app.metric("relayer_offers_stuck").await, 1.0);
+    assert_eq!(
+        r.app
+            .metric("relayer_offers_stuck{reason=\"settle_overdue\"}")
+            .await,
+        1.0
+    );
     r.app.stop().await;
 }
 

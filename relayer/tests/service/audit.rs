@@ -108,21 +108,13 @@ fn checkpoint(records: &mut [Record]) -> &mut Checkpoint {
         .unwrap()
 }
 
-/// Runs the `relayer` binary; returns (success, stdout + stderr). Async: the binary may call
-/// back into the app this test's runtime serves.
-async fn relayer_bin(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_relayer"))
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+/// `relayer audit verify --url|--file <source> --pubkey <key>…`: (success, output).
+async fn verify_bin(source: (&str, &str), keys: &[String]) -> (bool, String) {
+    let mut args = vec!["audit", "verify", source.0, source.1];
+    for key in keys {
+        args.extend(["--pubkey", key.as_str()]);
+    }
+    relayer_bin(&args, &[]).await
 }
 
 #[tokio::test]
@@ -149,7 +141,7 @@ async fn every_change_is_chained_and_the_log_verifies_against_the_relayer_key() 
             "job_attempt",
         ]
     );
-    let report = verify(&records, &key.pubkey()).unwrap();
+    let report = verify(&records, &[key.pubkey()]).unwrap();
     assert_eq!(
         (report.entries, report.checkpoints, report.signed_size),
         (8, 1, 8)
@@ -173,18 +165,7 @@ async fn every_change_is_chained_and_the_log_verifies_against_the_relayer_key() 
 
     // The binary, against the live endpoints and against an export file.
     let pubkey = key.pubkey().to_string();
-    let (ok, out) = relayer_bin(
-        &[
-            "audit",
-            "verify",
-            "--url",
-            &app.url(""),
-            "--pubkey",
-            &pubkey,
-        ],
-        &[],
-    )
-    .await;
+    let (ok, out) = verify_bin(("--url", &app.url("")), std::slice::from_ref(&pubkey)).await;
     assert!(ok, "{out}");
     assert!(out.contains("audit log valid: 8 entries"), "{out}");
     let dir = tempfile_dir();
@@ -195,30 +176,16 @@ async fn every_change_is_chained_and_the_log_verifies_against_the_relayer_key() 
     )
     .await;
     assert!(ok, "{out}");
-    let (ok, out) = relayer_bin(
-        &[
-            "audit",
-            "verify",
-            "--file",
-            export.to_str().unwrap(),
-            "--pubkey",
-            &pubkey,
-        ],
-        &[],
+    let (ok, out) = verify_bin(
+        ("--file", export.to_str().unwrap()),
+        std::slice::from_ref(&pubkey),
     )
     .await;
     assert!(ok, "{out}");
     // Verified against another key, the same log fails.
-    let (ok, out) = relayer_bin(
-        &[
-            "audit",
-            "verify",
-            "--file",
-            export.to_str().unwrap(),
-            "--pubkey",
-            &Pubkey::new_unique().to_string(),
-        ],
-        &[],
+    let (ok, out) = verify_bin(
+        ("--file", export.to_str().unwrap()),
+        &[Pubkey::new_unique().to_string()],
     )
     .await;
     assert!(!ok);
@@ -228,12 +195,6 @@ async fn every_change_is_chained_and_the_log_verifies_against_the_relayer_key() 
     );
     let _ = std::fs::remove_dir_all(dir);
     app.stop().await;
-}
-
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("audit-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[tokio::test]
@@ -280,7 +241,7 @@ async fn the_database_refuses_to_edit_or_remove_entries() {
     assert_eq!((last.seq, last.kind.as_str()), (9, "forged"));
     assert_ne!(last.hash, vec![0xee_u8; 32]);
     assert!(last.at > chrono::Utc::now() - chrono::Duration::minutes(5));
-    verify(&records, &key.pubkey()).expect("the log is still one valid chain");
+    verify(&records, &[key.pubkey()]).expect("the log is still one valid chain");
     app.stop().await;
 }
 
@@ -293,12 +254,15 @@ async fn each_kind_of_tampering_is_caught() {
     let mut edited = records.clone();
     entry(&mut edited, 3).payload =
         r#"{"from":"awaiting_shipment","offer_id":null,"to":"returned"}"#.into();
-    assert_eq!(verify(&edited, &relayer), Err(Finding::Altered { seq: 3 }));
+    assert_eq!(
+        verify(&edited, &[relayer]),
+        Err(Finding::Altered { seq: 3 })
+    );
 
     let mut removed = records.clone();
     removed.remove(3);
     assert_eq!(
-        verify(&removed, &relayer),
+        verify(&removed, &[relayer]),
         Err(Finding::Gap {
             position: 4,
             expected: 4,
@@ -309,7 +273,7 @@ async fn each_kind_of_tampering_is_caught() {
     let mut reordered = records.clone();
     reordered.swap(1, 2);
     assert_eq!(
-        verify(&reordered, &relayer),
+        verify(&reordered, &[relayer]),
         Err(Finding::Gap {
             position: 2,
             expected: 2,
@@ -326,7 +290,7 @@ async fn each_kind_of_tampering_is_caught() {
         }
     }
     assert_eq!(
-        verify(&renumbered, &relayer),
+        verify(&renumbered, &[relayer]),
         Err(Finding::BrokenLink { seq: 4 })
     );
 
@@ -342,7 +306,7 @@ async fn each_kind_of_tampering_is_caught() {
         prev.clone_from(&e.hash);
     }
     assert_eq!(
-        verify(&rewritten, &relayer),
+        verify(&rewritten, &[relayer]),
         Err(Finding::HeadMismatch { tree_size: 8 })
     );
 
@@ -350,7 +314,7 @@ async fn each_kind_of_tampering_is_caught() {
     let mut moved = records.clone();
     checkpoint(&mut moved).head_hash = entry(&mut moved.clone(), 7).hash.clone();
     assert_eq!(
-        verify(&moved, &relayer),
+        verify(&moved, &[relayer]),
         Err(Finding::BadSignature {
             tree_size: 8,
             expected: relayer
@@ -359,7 +323,7 @@ async fn each_kind_of_tampering_is_caught() {
     let mut flipped = records.clone();
     checkpoint(&mut flipped).signature[0] ^= 1;
     assert!(matches!(
-        verify(&flipped, &relayer),
+        verify(&flipped, &[relayer]),
         Err(Finding::BadSignature { .. })
     ));
     let impostor = signer(&bao, "impostor").await;
@@ -375,12 +339,12 @@ async fn each_kind_of_tampering_is_caught() {
         .unwrap()
         .to_vec();
     assert!(matches!(
-        verify(&forged, &relayer),
+        verify(&forged, &[relayer]),
         Err(Finding::BadSignature { .. })
     ));
     c_signer_is(&mut forged, &impostor.pubkey());
     assert!(matches!(
-        verify(&forged, &relayer),
+        verify(&forged, &[relayer]),
         Err(Finding::WrongSigner { .. })
     ));
 
@@ -391,7 +355,7 @@ async fn each_kind_of_tampering_is_caught() {
         .cloned()
         .collect();
     assert_eq!(
-        verify(&truncated, &relayer),
+        verify(&truncated, &[relayer]),
         Err(Finding::BeyondLog {
             tree_size: 8,
             entries: 6
@@ -409,18 +373,7 @@ async fn each_kind_of_tampering_is_caught() {
     .execute(&app.pool)
     .await
     .unwrap();
-    let (ok, out) = relayer_bin(
-        &[
-            "audit",
-            "verify",
-            "--url",
-            &app.url(""),
-            "--pubkey",
-            &relayer.to_string(),
-        ],
-        &[],
-    )
-    .await;
+    let (ok, out) = verify_bin(("--url", &app.url("")), &[relayer.to_string()]).await;
     assert!(!ok);
     assert!(
         out.contains("audit log INVALID: entry 2: its hash does not match its contents"),
@@ -462,4 +415,72 @@ async fn the_signer_refuses_to_checkpoint_a_rewritten_log() {
 
 fn c_signer_is(records: &mut [Record], key: &Pubkey) {
     checkpoint(records).signer = key.to_string();
+}
+
+#[tokio::test]
+async fn the_log_verifies_across_a_key_rotation_with_the_keys_in_order() {
+    let bao = OpenBao::start().await;
+    let (app, old, _) = history(&bao).await;
+    let new = signer(&bao, "relayer-2").await;
+    // The new key announces itself in the log (serve does this at start-up), then signs.
+    assert!(audit::announce_signer(&app.pool, &new.pubkey())
+        .await
+        .unwrap());
+    assert!(
+        !audit::announce_signer(&app.pool, &new.pubkey())
+            .await
+            .unwrap(),
+        "once"
+    );
+    app.webhook(&event("r-1", "1ZAUDIT2", "in_transit")).await;
+    audit::checkpoint(&app.pool, &*new).await.unwrap().unwrap();
+    let records = fetch(&app).await;
+    let (a, b) = (old.pubkey(), new.pubkey());
+    let report = verify(&records, &[a, b]).expect("both keys, in order");
+    assert_eq!(report.checkpoints, 2);
+    assert!(matches!(
+        verify(&records, &[a]),
+        Err(Finding::WrongSigner { .. })
+    ));
+    assert!(matches!(
+        verify(&records, &[b]),
+        Err(Finding::WrongSigner { .. })
+    ));
+    assert!(matches!(
+        verify(&records, &[b, a]),
+        Err(Finding::UnannouncedRotation { .. })
+    ));
+
+    // The binary takes the keys in order, each with --pubkey.
+    let (ok, out) = verify_bin(("--url", &app.url("")), &[a.to_string(), b.to_string()]).await;
+    assert!(ok, "{out}");
+    let (ok, out) = verify_bin(("--url", &app.url("")), &[b.to_string()]).await;
+    assert!(!ok, "{out}");
+
+    // The old key signing again after the rotation: a retired key.
+    app.webhook(&event("r-2", "1ZAUDIT2", "out_for_delivery"))
+        .await;
+    audit::checkpoint(&app.pool, &*old).await.unwrap().unwrap();
+    assert!(matches!(
+        verify(&fetch(&app).await, &[a, b]),
+        Err(Finding::RetiredKey { .. })
+    ));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_key_without_its_announcement_is_refused() {
+    let bao = OpenBao::start().await;
+    let (app, old, _) = history(&bao).await;
+    let intruder = signer(&bao, "relayer-2").await;
+    app.webhook(&event("u-1", "1ZAUDIT3", "in_transit")).await;
+    audit::checkpoint(&app.pool, &*intruder)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        verify(&fetch(&app).await, &[old.pubkey(), intruder.pubkey()]),
+        Err(Finding::UnannouncedRotation { .. })
+    ));
+    app.stop().await;
 }

@@ -156,7 +156,9 @@ async fn healthz_and_readyz_answer_as_health_json() {
 #[tokio::test]
 async fn when_postgres_is_unreachable_readyz_fails_and_webhooks_ask_for_a_retry() {
     // Nothing listens on port 1: every connection attempt is refused.
-    let cfg = config("postgres://postgres@127.0.0.1:1/none");
+    let mut cfg = config("postgres://postgres@127.0.0.1:1/none");
+    // Prometheus scrapes a listener of its own, which needs no database to authenticate.
+    cfg.http.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
     let app = spawn(
         cfg,
         relayer::startup::Role::Http,
@@ -180,6 +182,8 @@ async fn when_postgres_is_unreachable_readyz_fails_and_webhooks_ask_for_a_retry(
     let (status, reply) = app.webhook(&event("e-down", "1Z", "delivered")).await;
     assert_eq!(status, 503, "{reply}");
     assert_eq!(reply["error"], "database unavailable, retry later");
+    // A token's revocation cannot be checked: the operator API fails closed.
+    assert_eq!(app.get_as_operator("/v1/jobs").await.status(), 503);
     // Metrics still answer, saying what is wrong, and count the refusal.
     assert_eq!(app.metric("relayer_database_up ").await, 0.0);
     assert_eq!(

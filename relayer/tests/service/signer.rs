@@ -1,9 +1,13 @@
 //! The signer backends against a real OpenBao (`bao server -dev`, one per test, random port):
-//! Transit ed25519 signing with a pinned version, and every way it must refuse.
+//! Transit ed25519 signing with a pinned version, the token kept fresh (renewed, read again from
+//! its file), and every way it must refuse.
 
-use std::process::Command;
+use std::{process::Command, time::Duration};
 
-use crate::support::openbao::{OpenBao, TOKEN};
+use crate::support::{
+    openbao::{OpenBao, TOKEN},
+    tempfile_dir,
+};
 use anchor_lang::prelude::Pubkey;
 use relayer::{
     config::{Env, Secret},
@@ -255,4 +259,65 @@ async fn signer_check_prints_the_address_and_fails_with_the_reason_on_a_mismatch
     let bad = run(Some(Pubkey::new_unique().to_string()));
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("RELAYER_ADDRESS"));
+}
+
+/// A token for the `relayer` key's signing policy, with `body`'s options (ttl, renewable).
+async fn signing_token(bao: &OpenBao, body: serde_json::Value) -> String {
+    bao.api(
+        "PUT",
+        "sys/policies/acl/relayer-sign",
+        json!({ "policy": "path \"transit/keys/relayer\" { capabilities = [\"read\"] }\n\
+                           path \"transit/sign/relayer\" { capabilities = [\"update\"] }\n\
+                           path \"auth/token/renew-self\" { capabilities = [\"update\"] }\n\
+                           path \"auth/token/lookup-self\" { capabilities = [\"read\"] }" }),
+    )
+    .await;
+    let mut body = body;
+    body["policies"] = json!(["relayer-sign"]);
+    let t = bao.api("POST", "auth/token/create", body).await;
+    t["auth"]["client_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_token_replaced_in_vault_token_file_is_used_and_a_renewable_token_is_renewed() {
+    let bao = OpenBao::start().await;
+    bao.create_key("relayer", json!({ "type": "ed25519" }))
+        .await;
+    // Renewable, 12 s at a time: expired within the test unless the signer renews it.
+    let first = signing_token(&bao, json!({ "ttl": "12s", "explicit_max_ttl": "10m" })).await;
+    let dir = tempfile_dir();
+    let file = dir.join("vault-token");
+    std::fs::write(&file, format!("{first}\n")).unwrap();
+    let mut cfg = bao.config("relayer", None);
+    cfg.token = Secret::new(first.as_bytes().to_vec());
+    cfg.token_file = Some(file.clone());
+    let signer = signer::vault::VaultSigner::connect(&cfg).await.unwrap();
+    signer
+        .sign(b"first")
+        .await
+        .expect("signs with the first token");
+
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    signer
+        .sign(b"after its first ttl")
+        .await
+        .expect("the token was renewed before it expired");
+
+    // Vault Agent writes a new token and the old one is revoked: the next signature uses the new
+    // one, read again on the 403.
+    let second = signing_token(&bao, json!({ "ttl": "10m" })).await;
+    std::fs::write(&file, format!("{second}\n")).unwrap();
+    bao.api("POST", "auth/token/revoke", json!({ "token": first }))
+        .await;
+    signer
+        .sign(b"after the rotation")
+        .await
+        .expect("the file's new token is used");
+    // An unreadable file keeps the token in use.
+    std::fs::remove_file(&file).unwrap();
+    signer
+        .sign(b"file gone")
+        .await
+        .expect("still the second token");
+    let _ = std::fs::remove_dir_all(dir);
 }

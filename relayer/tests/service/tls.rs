@@ -71,6 +71,11 @@ async fn https_for_everyone_and_client_certificates_for_operators() {
     let anonymous = client(&server_ca, None);
     let resp = anonymous.get(url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains",
+        "HTTPS from the relayer itself: browsers are told to stay on it"
+    );
     let body = event("tls-1", "1ZTLS", "in_transit");
     let sig = relayer::domain::signature::tracking_signature(HMAC_SECRET, body.as_bytes());
     let resp = anonymous

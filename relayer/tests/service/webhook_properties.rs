@@ -1,6 +1,7 @@
 //! The offer state machine against the real relayer and Postgres: random carrier histories (any
 //! order, late and repeated events) always leave an offer in a valid status with at most one
-//! job, and that job agrees with the status.
+//! job, and that job agrees with the status; the first end to arrive (delivered or returned) is
+//! where the offer ends, whatever the dates.
 
 use crate::support::*;
 use proptest::{prelude::*, test_runner::TestRunner};
@@ -48,11 +49,16 @@ fn any_carrier_history_leaves_one_consistent_outcome() {
                 let offer = app.register_offer(&tracking).await;
                 let mut last: Option<String> = None;
                 let mut distinct = 0;
+                let mut first_end: Option<&str> = None;
                 for (i, e) in events.iter().enumerate() {
                     let body = match (&last, e.redeliver) {
                         (Some(previous), true) => previous.clone(),
                         _ => {
                             distinct += 1;
+                            if STATUSES[e.status] == "delivered" || STATUSES[e.status] == "returned"
+                            {
+                                first_end = first_end.or(Some(STATUSES[e.status]));
+                            }
                             event_at(
                                 &format!("{tracking}-{i}"),
                                 &tracking,
@@ -90,6 +96,9 @@ fn any_carrier_history_leaves_one_consistent_outcome() {
                 };
                 prop_assert_eq!(jobs.as_slice(), expected, "status {}", status);
                 prop_assert_eq!(stored, distinct, "each distinct event stored once");
+                if let Some(end) = first_end {
+                    prop_assert_eq!(status.as_str(), end, "the first end to arrive");
+                }
                 Ok(())
             })
         })

@@ -319,7 +319,7 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_bucket() {
     let url = fresh_database().await;
     let mut cfg = config(&url);
     cfg.http.webhook_rate_per_minute = 1;
-    cfg.http.trust_forwarded_for = true;
+    cfg.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     let app = spawn(
         cfg,
         relayer::startup::Role::Http,
@@ -340,5 +340,95 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_bucket() {
         401,
         "a new client, not the first line's"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_dated_in_the_future_cannot_freeze_an_offer() {
+    let app = spawn_http().await;
+    let offer = app.register_offer("1ZFUTURE").await;
+    let at = |d: chrono::Duration| (Utc::now() + d).to_rfc3339();
+    // Signed, but dated a year ahead: refused, nothing stored.
+    let (status, reply) = app
+        .webhook(&event_at(
+            "e-year",
+            "1ZFUTURE",
+            "in_transit",
+            &at(chrono::Duration::days(365)),
+        ))
+        .await;
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .contains("ahead of this server's clock"),
+        "{reply}"
+    );
+    assert_eq!(app.count("tracking_events").await, 0);
+    // Within the clock-skew bound (a carrier's clock running ahead): accepted...
+    let (status, _) = app
+        .webhook(&event_at(
+            "e-ahead",
+            "1ZFUTURE",
+            "out_for_delivery",
+            &at(chrono::Duration::minutes(9)),
+        ))
+        .await;
+    assert_eq!(status, 200);
+    // ...and a genuine delivered dated now, "older" than it, still ends the shipment.
+    let (status, reply) = app
+        .webhook(&event_at(
+            "e-delivered",
+            "1ZFUTURE",
+            "delivered",
+            &at(chrono::Duration::zero()),
+        ))
+        .await;
+    assert_eq!((status, reply["job_enqueued"].clone()), (200, true.into()));
+    assert_eq!(app.offer_status(offer).await, "delivered");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn offers_frozen_or_silent_in_transit_count_as_stuck() {
+    let app = spawn_http().await;
+    let stuck = |reason: &'static str| {
+        let app = &app;
+        async move {
+            app.metric(&format!("relayer_offers_stuck{{reason=\"{reason}\"}}"))
+                .await
+        }
+    };
+    let frozen = app.register_offer("1ZFROZEN").await;
+    let silent = app.register_offer("1ZSILENT").await;
+    app.register_offer("1ZFINE").await;
+    for tracking in ["1ZFROZEN", "1ZSILENT", "1ZFINE"] {
+        let body = event_at(
+            &format!("{tracking}-1"),
+            tracking,
+            "in_transit",
+            &Utc::now().to_rfc3339(),
+        );
+        assert_eq!(app.webhook(&body).await.0, 200);
+    }
+    for reason in ["frozen_in_transit", "silent_in_transit", "settle_overdue"] {
+        assert_eq!(stuck(reason).await, 0.0, "{reason}");
+    }
+    // A status dated a day ahead (written before webhooks refused such dates), and a shipment
+    // without news for three weeks.
+    sqlx::query("UPDATE offers SET status_at = now() + interval '1 day' WHERE id = $1")
+        .bind(frozen)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE offers SET status_at = now() - interval '21 days' WHERE id = $1")
+        .bind(silent)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stuck("frozen_in_transit").await, 1.0);
+    assert_eq!(stuck("silent_in_transit").await, 1.0);
+    assert_eq!(stuck("settle_overdue").await, 0.0);
     app.stop().await;
 }

@@ -10,7 +10,7 @@ pub mod postgres;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use relayer::{
-    config::{Config, DatabaseConfig, HttpConfig, QueueConfig, Secret, Secrets},
+    config::{Config, DatabaseConfig, HttpConfig, QueueConfig, Secret, Secrets, TokenConfig},
     domain::{offer::JobAction, signature},
     queue,
     startup::{Application, Role},
@@ -32,7 +32,11 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-/// A new, migrated database; returns its URL.
+/// The role tests run the relayer as: what `relayer migrate --app-role` grants, nothing more.
+pub const APP_ROLE: &str = "relayer_app_test";
+
+/// A new database, migrated by its owner (the admin user) with [`APP_ROLE`] granted what serve
+/// needs; returns the URL that connects as that role, as a deployment's `DATABASE_URL` would.
 pub async fn fresh_database() -> String {
     let admin = PgPool::connect(&admin_url())
         .await
@@ -51,21 +55,63 @@ pub async fn fresh_database() -> String {
         .await
         .expect("connect to the test database");
     relayer::db::MIGRATOR.run(&pool).await.expect("migrate");
+    // The role is the cluster's, shared by concurrent tests: whoever comes second finds it.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+    )))
+    .execute(&pool)
+    .await
+    .expect("create the app role");
+    relayer::db::grant_app_role(&pool, APP_ROLE, None)
+        .await
+        .expect("grant the app role");
     pool.close().await;
-    url
+    with_user(&url, APP_ROLE)
+}
+
+/// `url` connecting as `user` instead (no password: the test server trusts local connections).
+pub fn with_user(url: &str, user: &str) -> String {
+    let mut url = reqwest::Url::parse(url).expect("a database URL");
+    url.set_username(user).expect("a URL with a host");
+    url.set_password(None).expect("a URL with a host");
+    url.to_string()
+}
+
+/// The database of `url` as its owner, for what tests do behind the relayer's back (altering
+/// tables, editing the audit log) that the relayer's own role may not.
+pub fn owner_url(url: &str) -> String {
+    let admin = reqwest::Url::parse(&admin_url()).expect("TEST_DATABASE_URL is a URL");
+    let mut url = reqwest::Url::parse(url).expect("a database URL");
+    url.set_username(admin.username())
+        .expect("a URL with a host");
+    url.set_password(admin.password())
+        .expect("a URL with a host");
+    url.to_string()
 }
 
 pub fn config(database_url: &str) -> Config {
     Config {
         database: DatabaseConfig {
             url: database_url.into(),
+            allow_privileged: false,
         },
         http: HttpConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
             webhook_rate_per_minute: 10_000,
             webhook_max_body: 64 * 1024,
             actions_rate_per_minute: 10_000,
+            operator_rate_per_minute: 10_000,
+            auth_failures_per_minute: 10_000,
+            audit_rate_per_minute: 10_000,
+            limits: relayer::server::Limits {
+                header_timeout: Duration::from_secs(10),
+                body_timeout: Duration::from_secs(10),
+                request_timeout: Duration::from_secs(30),
+                max_connections: 512,
+            },
+            metrics_bind: None,
             public_url: None,
             tls: None,
         },
@@ -78,6 +124,7 @@ pub fn config(database_url: &str) -> Config {
             jwt_previous: Some(Secret::new(OLD_JWT_SECRET.to_vec())),
         },
         secrets_kv: None,
+        tokens: tokens(),
         queue: QueueConfig {
             workers: 2,
             max_attempts: 5,
@@ -86,7 +133,10 @@ pub fn config(database_url: &str) -> Config {
             backoff_max: Duration::from_millis(100),
         },
         execute: false,
-        stuck_after: Duration::from_secs(86_400),
+        stuck: relayer::config::StuckConfig {
+            settle_after: Duration::from_secs(86_400),
+            silent_after: Duration::from_secs(14 * 86_400),
+        },
         chain: None,
         signer: None,
         relayer_address: None,
@@ -96,6 +146,8 @@ pub fn config(database_url: &str) -> Config {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The metrics listener, with `METRICS_BIND_ADDR`.
+    pub metrics_addr: Option<SocketAddr>,
     pub pool: PgPool,
     pub database_url: String,
     pub http: reqwest::Client,
@@ -131,11 +183,14 @@ pub fn start(app: Application, database_url: String) -> TestApp {
     let addr = app
         .local_addr()
         .unwrap_or_else(|| "127.0.0.1:9".parse().unwrap());
-    let pool = app.state().pool.clone();
+    // Tests reach behind the relayer as the owner; the relayer itself runs as its own role.
+    let pool = PgPool::connect_lazy(&owner_url(&database_url)).expect("a database URL");
+    let metrics_addr = app.metrics_addr();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(app.run(shutdown.clone()));
     TestApp {
         addr,
+        metrics_addr,
         pool,
         database_url,
         http: reqwest::Client::new(),
@@ -232,16 +287,19 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A metric's value, from the metrics listener when there is one, else with a token.
     pub async fn metric(&self, line_prefix: &str) -> f64 {
-        let text = self
-            .http
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let resp = match self.metrics_addr {
+            Some(addr) => self
+                .http
+                .get(format!("http://{addr}/metrics"))
+                .send()
+                .await
+                .unwrap(),
+            None => self.get_as_operator("/metrics").await,
+        };
+        assert_eq!(resp.status(), 200, "/metrics");
+        let text = resp.text().await.unwrap();
         text.lines()
             .find(|l| l.starts_with(line_prefix))
             .and_then(|l| l.rsplit(' ').next())
@@ -249,9 +307,34 @@ impl TestApp {
     }
 }
 
-/// A JWT signed with `secret`, expiring `ttl_secs` from now (negative: already expired).
+/// The token rules of [`config`]: the defaults.
+pub fn tokens() -> TokenConfig {
+    TokenConfig {
+        issuer: "openclaw-relayer".into(),
+        audience: "openclaw-relayer-operator-api".into(),
+        max_ttl: Duration::from_secs(7 * 86_400),
+    }
+}
+
+/// A JWT signed with `secret`, issued a minute ago and expiring `ttl_secs` from now (negative:
+/// already expired).
 pub fn token(secret: &[u8], ttl_secs: i64) -> String {
-    relayer::auth::issue(secret, "ops@test", ttl_secs)
+    token_with(secret, |claims| {
+        claims.exp = (claims.iat as i64 + 60 + ttl_secs) as u64;
+    })
+}
+
+/// A JWT signed with `secret` after `edit` changed what [`token`] would claim.
+pub fn token_with(secret: &[u8], edit: impl FnOnce(&mut relayer::auth::Claims)) -> String {
+    let (_, mut claims) = relayer::auth::issue(secret, &tokens(), "ops@test", 3600);
+    claims.iat -= 60;
+    edit(&mut claims);
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
 }
 
 pub fn offer_body(tracking_number: &str) -> Value {
@@ -327,4 +410,47 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Runs the `relayer` binary; returns (success, stdout + stderr). Async: the binary may call
+/// back into the app this test's runtime serves.
+pub async fn relayer_bin(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_relayer"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// `relayer serve` with nothing in its environment but `database_url`, the test secrets and a
+/// listener on 127.0.0.1:`port`; the caller adds the rest.
+pub fn serve_command(database_url: &str, port: u16) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_relayer"));
+    cmd.arg("serve")
+        .env_clear()
+        .env("DATABASE_URL", database_url)
+        .env(
+            "TRACKING_HMAC_SECRET",
+            std::str::from_utf8(HMAC_SECRET).unwrap(),
+        )
+        .env(
+            "ACCESS_JWT_SECRET",
+            std::str::from_utf8(JWT_SECRET).unwrap(),
+        )
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"));
+    cmd
+}
+
+/// A new empty directory under the system temp dir.
+pub fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("relayer-test-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

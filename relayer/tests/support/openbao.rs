@@ -132,6 +132,7 @@ impl OpenBao {
             key: key.into(),
             version,
             timeout: Duration::from_secs(2),
+            token_file: None,
         }
     }
 }

@@ -2,6 +2,8 @@
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+mod token;
+
 use crate::{
     config::{self, Config, Env},
     startup::{self, Role},
@@ -16,8 +18,15 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Apply the SQL migrations to DATABASE_URL.
-    Migrate,
+    /// Apply the SQL migrations as the schema's owner: DATABASE_OWNER_URL, which then grants
+    /// DATABASE_URL's role what `relayer serve` needs (creating it, with the URL's password, when
+    /// missing); without it, DATABASE_URL.
+    Migrate {
+        /// Grant ROLE what `relayer serve` needs and nothing more instead (created without a
+        /// password when missing). See SECURITY.md.
+        #[arg(long, value_name = "ROLE")]
+        app_role: Option<String>,
+    },
     /// Serve webhooks and the operator API, and run job workers.
     Serve {
         /// Run only one side, to scale HTTP and workers separately.
@@ -34,14 +43,10 @@ pub enum Command {
         #[command(subcommand)]
         command: SignerCommand,
     },
-    /// Print an operator API token signed with ACCESS_JWT_SECRET.
+    /// Operator API tokens: issue one, or revoke one.
     Token {
-        /// Who the token is for (shows in the relayer's logs).
-        #[arg(long)]
-        subject: String,
-        /// Lifetime in seconds.
-        #[arg(long, default_value_t = 3600)]
-        ttl_secs: i64,
+        #[command(subcommand)]
+        command: token::TokenCommand,
     },
 }
 
@@ -61,9 +66,10 @@ pub enum AuditCommand {
         /// The relayer's base URL, e.g. https://escrow.example.com
         #[arg(long)]
         url: Option<String>,
-        /// The relayer's address (its KMS public key), which must have signed the checkpoints.
-        #[arg(long)]
-        pubkey: anchor_lang::prelude::Pubkey,
+        /// The relayer's address (its KMS public key), which must have signed the checkpoints;
+        /// repeat it for each key it has used, oldest first, when the key was rotated.
+        #[arg(long = "pubkey", required = true)]
+        pubkeys: Vec<anchor_lang::prelude::Pubkey>,
     },
 }
 
@@ -76,13 +82,23 @@ pub enum SignerCommand {
 /// Runs one command; configuration comes from `env` (the process environment in `main`).
 pub async fn run(cli: Cli, env: &Env<impl Fn(&str) -> Option<String>>) -> anyhow::Result<()> {
     match cli.command {
-        Command::Migrate => {
-            let pool = crate::db::pool(&env.database()?.url)?;
+        Command::Migrate { app_role } => {
+            let (url, granted) = env.migration()?;
+            let pool = crate::db::pool(&url)?;
             crate::db::MIGRATOR
                 .run(&pool)
                 .await
                 .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
             tracing::info!("migrations applied");
+            let role = match (app_role, granted) {
+                (Some(name), _) => Some((name, None)),
+                (None, Some(role)) => Some((role.name, role.password)),
+                (None, None) => None,
+            };
+            if let Some((role, password)) = role {
+                crate::db::grant_app_role(&pool, &role, password.as_ref()).await?;
+                tracing::info!(%role, "serve's role has what it needs and nothing more");
+            }
             Ok(())
         }
         Command::Signer {
@@ -106,14 +122,7 @@ pub async fn run(cli: Cli, env: &Env<impl Fn(&str) -> Option<String>>) -> anyhow
             Ok(())
         }
         Command::Audit { command } => audit(env, command).await,
-        Command::Token { subject, ttl_secs } => {
-            let secret = env.jwt_secret("ACCESS_JWT_SECRET")?;
-            println!(
-                "{}",
-                crate::auth::issue(secret.expose(), &subject, ttl_secs)
-            );
-            Ok(())
-        }
+        Command::Token { command } => token::run(command, env).await,
         Command::Serve { role } => {
             if let Some(step) = crate::failpoint::armed() {
                 tracing::warn!(
@@ -160,7 +169,7 @@ async fn audit(
             }
             Ok(())
         }
-        AuditCommand::Verify { file, url, pubkey } => {
+        AuditCommand::Verify { file, url, pubkeys } => {
             let records = match (file, url) {
                 (Some(path), _) => verify::parse_export(
                     &std::fs::read_to_string(&path)
@@ -169,11 +178,14 @@ async fn audit(
                 (None, Some(url)) => fetch_log(url.trim_end_matches('/')).await?,
                 (None, None) => anyhow::bail!("give --file or --url"),
             };
-            let report = verify::verify(&records, &pubkey)
+            let report = verify::verify(&records, &pubkeys)
                 .map_err(|finding| anyhow::anyhow!("audit log INVALID: {finding}"))?;
             println!(
-                "audit log valid: {} entries, hash chain intact; {} checkpoints signed by {pubkey}, the latest covering {} entries",
-                report.entries, report.checkpoints, report.signed_size
+                "audit log valid: {} entries, hash chain intact; {} checkpoints signed by {}, the latest covering {} entries",
+                report.entries,
+                report.checkpoints,
+                pubkeys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(" then "),
+                report.signed_size
             );
             if report.signed_size < report.entries as i64 {
                 println!(

@@ -3,9 +3,10 @@
 #   scripts/deploy-prod.sh path/to/relayer
 # The binary: `cargo build --release --locked -p relayer --no-default-features`, built on (or for)
 # the VPS. Steps: user `openclaw`; /usr/local/bin/relayer replaced atomically, the old one kept as
-# relayer.previous; /etc/openclaw/relayer.env written from a template only if missing (secrets are
-# never overwritten); the unit from deploy/systemd; restart; wait for /readyz; on failure, print
-# the journal and go back to relayer.previous.
+# relayer.previous; /etc/openclaw/relayer.env and migrate.env written from templates only if
+# missing (secrets are never overwritten); the units from deploy/systemd (the relayer, and its
+# migrations as the schema's owner); restart; wait for /readyz; on failure, print the journal and
+# go back to relayer.previous.
 #   DESTDIR=/some/root  install the files under that root instead of /
 #   DRY_RUN=1           print the useradd/chgrp/systemctl/journalctl steps instead of running them
 #                       (needs DESTDIR, so a dry run never touches the real system)
@@ -24,9 +25,11 @@ ready_timeout=${READY_TIMEOUT:-60}
 bindir=$destdir/usr/local/bin
 confdir=$destdir/etc/openclaw
 envfile=$confdir/relayer.env
+migrate_envfile=$confdir/migrate.env
 unitdir=$destdir/etc/systemd/system
-# The variables without which `relayer serve` refuses to start.
+# The variables without which `relayer serve`, and its migrations, refuse to start.
 required_vars=(DATABASE_URL TRACKING_HMAC_SECRET ACCESS_JWT_SECRET)
+required_migrate_vars=(DATABASE_OWNER_URL)
 
 die() { echo "deploy-prod: error: $*" >&2; exit 1; }
 say() { echo "deploy-prod: $*"; }
@@ -102,6 +105,9 @@ if [ ! -e "$envfile" ]; then
 # Configuration of the openclaw-relayer service; every variable is listed by `relayer --help`.
 # Read by systemd as root: keep this file root-owned, mode 0600. Fill in the empty values.
 # Required:
+# The relayer's own role, e.g. postgres://relayer_app:PASSWORD@127.0.0.1:5432/relayer: not the
+# schema's owner (that one is in migrate.env), which serve refuses. The migrations create it
+# with this password when missing, and grant it only what serve needs.
 DATABASE_URL=
 TRACKING_HMAC_SECRET=
 ACCESS_JWT_SECRET=
@@ -111,7 +117,10 @@ ACCESS_JWT_SECRET=
 OPENCLAW_EXECUTE=false
 # Loopback: Caddy (deploy/Caddyfile with RELAYER_UPSTREAM=127.0.0.1:8080) is the way in.
 BIND_ADDR=127.0.0.1:8080
-TRUST_FORWARDED_FOR=true
+# Caddy on this host: X-Forwarded-For is believed from it only.
+TRUSTED_PROXIES=127.0.0.1/32
+# Prometheus scrapes this (no token); Caddy never forwards to it.
+METRICS_BIND_ADDR=127.0.0.1:9100
 # https://your.domain, for the links in Solana Actions.
 PUBLIC_URL=
 
@@ -133,33 +142,53 @@ EOF
   say "wrote $envfile (mode 0600) from the template"
 else
   say "$envfile exists: left as it is"
-  mode=$(stat -c %a "$envfile")
-  [ "$mode" = 600 ] || [ "$mode" = 400 ] ||
-    say "warning: $envfile has mode $mode; it holds secrets: chmod 0600 $envfile"
 fi
+if [ ! -e "$migrate_envfile" ]; then
+  (
+    umask 077
+    cat >"$migrate_envfile" <<'EOF'
+# Read by openclaw-relayer-migrate.service only (root-owned, mode 0600): the schema owner's URL,
+# e.g. postgres://relayer_owner:PASSWORD@127.0.0.1:5432/relayer. Migrations run as it, then it
+# grants DATABASE_URL's role (relayer.env) what serve needs.
+DATABASE_OWNER_URL=
+EOF
+  )
+  fresh_env=1
+  say "wrote $migrate_envfile (mode 0600) from the template"
+fi
+for file in "$envfile" "$migrate_envfile"; do
+  mode=$(stat -c %a "$file")
+  [ "$mode" = 600 ] || [ "$mode" = 400 ] ||
+    say "warning: $file has mode $mode; it holds secrets: chmod 0600 $file"
+done
 
-# --- the unit ------------------------------------------------------------------------------
+# --- the units -----------------------------------------------------------------------------
 install -d -m 0755 "$unitdir"
-install -m 0644 "$root/deploy/systemd/$service.service" "$unitdir/$service.service"
-say "installed $unitdir/$service.service"
+for unit in "$service.service" "$service-migrate.service"; do
+  install -m 0644 "$root/deploy/systemd/$unit" "$unitdir/$unit"
+  say "installed $unitdir/$unit"
+done
 run systemctl daemon-reload
 run systemctl enable "$service"
 
-# Values of the env file, as systemd reads them (last one wins; surrounding quotes dropped).
-env_value() { # NAME
-  sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*//p" "$envfile" | tail -n 1 |
+# Values of an env file, as systemd reads them (last one wins; surrounding quotes dropped).
+env_value() { # NAME [FILE]
+  sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*//p" "${2:-$envfile}" | tail -n 1 |
     sed -e 's/[[:space:]]*$//' -e 's/^"\(.*\)"$/\1/' -e "s/^'\(.*\)'$/\1/"
 }
 missing=()
 for var in "${required_vars[@]}"; do
-  [ -n "$(env_value "$var")" ] || missing+=("$var")
+  [ -n "$(env_value "$var")" ] || missing+=("$var in $envfile")
+done
+for var in "${required_migrate_vars[@]}"; do
+  [ -n "$(env_value "$var" "$migrate_envfile")" ] || missing+=("$var in $migrate_envfile")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$fresh_env" = 1 ]; then
-    say "fill in ${missing[*]} (and review the rest) in $envfile, then run this again"
+    say "fill in: ${missing[*]} (and review the rest), then run this again"
     exit 0
   fi
-  die "$envfile has no value for: ${missing[*]}; the service was not restarted"
+  die "no value for: ${missing[*]}; the service was not restarted"
 fi
 
 # --- restart and wait for /readyz ----------------------------------------------------------
@@ -189,7 +218,7 @@ if wait_ready; then
 fi
 
 echo "deploy-prod: $service is not ready after ${ready_timeout}s; its last log lines:" >&2
-run journalctl -u "$service" -n 50 --no-pager >&2 || true
+run journalctl -u "$service-migrate" -u "$service" -n 50 --no-pager >&2 || true
 # Only a binary this run replaced is rolled back: if it was already installed, the cause is
 # elsewhere (configuration, database) and an older binary would not help.
 if [ "$changed" = 0 ] || [ ! -e "$bindir/relayer.previous" ]; then

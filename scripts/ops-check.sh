@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the deployment and operations files: alert rules and their tests, the Prometheus and
-# Grafana configs, compose, Caddy, the systemd unit, shellcheck on every script, a dry run of
-# scripts/deploy-prod.sh and an encrypted backup/restore round trip on the local Postgres.
+# Grafana configs, compose, Caddy (and what its onion site forwards), the torrc, the systemd
+# units, shellcheck on every script, a dry run of scripts/deploy-prod.sh and an encrypted
+# backup/restore round trip on the local Postgres.
 # Installs what it needs (Debian packages, cached tools) when missing. One line per check, the
 # output of a failed check under it, then a count; exits non-zero if any check failed.
 #   OPS_DATABASE_URL  the Postgres server for the backup round trip, default
@@ -53,6 +54,7 @@ echo "== tools"
 export PATH=$tools/bin:$PATH
 deb_binary prometheus promtool
 deb_binary caddy caddy
+deb_binary tor tor
 command -v shellcheck >/dev/null || apt_install shellcheck
 command -v age >/dev/null || apt_install age
 # Compose v2: the docker CLI plugin when there is one, else the Docker Compose binary that the
@@ -75,6 +77,8 @@ ensure_postgres "$pg_url"
 echo "promtool $(promtool --version 2>&1 | awk 'NR == 1 { print $3 }'), caddy $(caddy version | awk '{ print $1 }')," \
   "shellcheck $(shellcheck --version | awk '/^version:/ { print $2 }'), age $(age --version)," \
   "compose $("${compose[@]}" version --short)"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # --- the checks ----------------------------------------------------------------------------
 passed=0
@@ -130,6 +134,7 @@ compose_env() {
   echo tok >"$work/vault-token"
   cat >"$work/compose.env" <<EOF
 POSTGRES_PASSWORD=ops-check-dummy
+RELAYER_DB_PASSWORD=ops-check-dummy-app
 TRACKING_HMAC_SECRET=ops-check-dummy-tracking-secret
 ACCESS_JWT_SECRET=ops-check-dummy-jwt-secret-0123456789abcdef
 CLUSTER=devnet
@@ -154,27 +159,89 @@ caddyfile_valid() {
   DOMAIN=relayer.example.com caddy validate --config deploy/Caddyfile --adapter caddyfile
 }
 
+# The Caddyfile run for real on loopback (the public site as plain HTTP on a free port, the onion
+# site on its :8081) in front of a stand-in relayer that answers every path: the onion site
+# forwards the Actions and the public audit log and nothing else; /metrics is absent from both.
+caddy_routes() {
+  local site upstream caddy_pid stub_pid status path failures=0
+  site=$(free_port)
+  upstream=$(free_port)
+  python3 -c '
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def answer(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"relayer")
+    do_GET = do_POST = answer
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()' "$upstream" &
+  stub_pid=$!
+  # Caddy's first health check must find it listening.
+  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$upstream/" && break; sleep 0.1; done
+  DOMAIN=http://127.0.0.1:$site RELAYER_UPSTREAM=127.0.0.1:$upstream XDG_DATA_HOME=$work/caddy-data \
+    XDG_CONFIG_HOME=$work/caddy-config caddy run --config deploy/Caddyfile --adapter caddyfile \
+    >"$work/caddy.log" 2>&1 &
+  caddy_pid=$!
+  for _ in $(seq 50); do
+    curl -s -o /dev/null "http://127.0.0.1:8081/" && curl -s -o /dev/null "http://127.0.0.1:$site/" && break
+    sleep 0.2
+  done
+  expect() { # status url
+    status=$(curl -s -o /dev/null -w '%{http_code}' -X "${3:-GET}" "$2")
+    if [ "$status" != "$1" ]; then
+      echo "$2 (${3:-GET}): $status, expected $1"
+      failures=$((failures + 1))
+    fi
+  }
+  for path in /actions.json /actions/icon.svg /api/actions/fund/x /v1/audit/entries \
+    /v1/audit/offers/x /v1/audit/checkpoints; do
+    expect 200 "http://127.0.0.1:8081$path"
+  done
+  expect 200 "http://127.0.0.1:8081/api/actions/fund/x" POST
+  for path in /webhooks/tracking /v1/offers /v1/offers/x /v1/jobs /v1/audit/operators/x \
+    /metrics /healthz /readyz /v1/audit/entries/../../v1/jobs; do
+    expect 404 "http://127.0.0.1:8081$path"
+  done
+  expect 404 "http://127.0.0.1:$site/metrics"
+  expect 200 "http://127.0.0.1:$site/v1/offers/x"
+  curl -s -D - -o /dev/null "http://127.0.0.1:8081/nothing" | grep -qi '^x-content-type-options: nosniff' ||
+    { echo "the onion site's own answers lack the security headers"; failures=$((failures + 1)); }
+  kill "$caddy_pid" "$stub_pid"
+  wait "$caddy_pid" "$stub_pid" 2>/dev/null || true
+  [ "$failures" = 0 ] || { cat "$work/caddy.log"; return 1; }
+}
+
+# tor reads the torrc (paths moved into a scratch directory) and finds it valid.
+torrc_valid() {
+  local dir=$work/tor
+  mkdir -p "$dir"
+  sed "s|/var/lib/tor|$dir|g" deploy/tor/torrc >"$dir/torrc"
+  tor --verify-config -f "$dir/torrc" >"$dir/out" 2>&1 || { cat "$dir/out"; return 1; }
+  grep -q "Configuration was valid" "$dir/out"
+}
+
 # systemd-analyze verify (unknown keys, bad values) inside a scratch root that has the binary,
-# and the sandbox's exposure score (0 = fully locked down, 10 = none): at most 2.
+# and each unit's sandbox exposure score (0 = fully locked down, 10 = none): at most 2.
 systemd_unit() {
-  local sdroot=$work/sdroot unit=openclaw-relayer.service u score
+  local sdroot=$work/sdroot unit u score
   mkdir -p "$sdroot/usr/local/bin" "$sdroot/etc/systemd/system" "$sdroot/usr/lib/systemd/system"
   printf '#!/bin/sh\n' >"$sdroot/usr/local/bin/relayer"
   chmod 0755 "$sdroot/usr/local/bin/relayer"
   for u in sysinit.target basic.target shutdown.target network-online.target multi-user.target; do
     [ ! -f "/usr/lib/systemd/system/$u" ] || cp "/usr/lib/systemd/system/$u" "$sdroot/usr/lib/systemd/system/"
   done
-  cp "deploy/systemd/$unit" "$sdroot/etc/systemd/system/"
-  systemd-analyze verify --root="$sdroot" "/etc/systemd/system/$unit" >"$work/verify.out" 2>&1 || true
-  if [ -s "$work/verify.out" ]; then
-    cat "$work/verify.out"
-    return 1
-  fi
-  # (It exits non-zero in offline mode even when it works: read the score instead.)
-  systemd-analyze security --offline=yes "deploy/systemd/$unit" >"$work/security.out" 2>&1 || true
-  score=$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p' "$work/security.out")
-  echo "exposure $score"
-  [ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }'
+  cp deploy/systemd/*.service "$sdroot/etc/systemd/system/"
+  for unit in openclaw-relayer.service openclaw-relayer-migrate.service; do
+    systemd-analyze verify --root="$sdroot" "/etc/systemd/system/$unit" >"$work/verify.out" 2>&1 || true
+    if [ -s "$work/verify.out" ]; then
+      cat "$work/verify.out"
+      return 1
+    fi
+    # (It exits non-zero in offline mode even when it works: read the score instead.)
+    systemd-analyze security --offline=yes "deploy/systemd/$unit" >"$work/security.out" 2>&1 || true
+    score=$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p' "$work/security.out")
+    echo "$unit: exposure $score"
+    [ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }' || return 1
+  done
 }
 
 shellcheck_all() {
@@ -194,7 +261,9 @@ deploy_dry_run() {
   DESTDIR=$dest DRY_RUN=1 scripts/deploy-prod.sh "$d/relayer1"
   [ "$(stat -c %a "$dest/etc/openclaw/relayer.env")" = 600 ] || { echo "relayer.env is not 0600"; return 1; }
   [ "$("$dest/usr/local/bin/relayer")" = "relayer 0.1.0" ] || { echo "binary not installed"; return 1; }
+  [ "$(stat -c %a "$dest/etc/openclaw/migrate.env")" = 600 ] || { echo "migrate.env is not 0600"; return 1; }
   [ -f "$dest/etc/systemd/system/openclaw-relayer.service" ] || { echo "unit not installed"; return 1; }
+  [ -f "$dest/etc/systemd/system/openclaw-relayer-migrate.service" ] || { echo "migrate unit not installed"; return 1; }
 
   # A second run never rewrites the env file: mark it and look for the mark afterwards.
   touch "$d/www/readyz"
@@ -206,6 +275,13 @@ deploy_dry_run() {
     -e 's|^ACCESS_JWT_SECRET=.*|ACCESS_JWT_SECRET=ops-check-jwt-secret-0123456789abcdef|' \
     -e "s|^BIND_ADDR=.*|BIND_ADDR=0.0.0.0:$port|" "$dest/etc/openclaw/relayer.env"
   echo "# operator's edit" >>"$dest/etc/openclaw/relayer.env"
+  # Without the owner's URL the services are not restarted.
+  if DESTDIR=$dest DRY_RUN=1 READY_TIMEOUT=2 scripts/deploy-prod.sh "$d/relayer2" >"$d/out" 2>&1; then
+    echo "deployed without DATABASE_OWNER_URL"
+    return 1
+  fi
+  grep -q "DATABASE_OWNER_URL in" "$d/out" || { cat "$d/out"; return 1; }
+  sed -i 's|^DATABASE_OWNER_URL=.*|DATABASE_OWNER_URL=postgres://owner@127.0.0.1/relayer|' "$dest/etc/openclaw/migrate.env"
   DESTDIR=$dest DRY_RUN=1 READY_TIMEOUT=20 scripts/deploy-prod.sh "$d/relayer2"
   grep -q "operator's edit" "$dest/etc/openclaw/relayer.env" || { echo "relayer.env was overwritten"; return 1; }
   [ "$("$dest/usr/local/bin/relayer")" = "relayer 0.2.0" ] || { echo "upgrade not installed"; return 1; }
@@ -264,8 +340,10 @@ check "promtool check config deploy/prometheus/prometheus.yml" prometheus_config
 check "grafana dashboard: JSON and PromQL of every panel" grafana_dashboard
 check "compose config (dummy env), missing secret refused" compose_valid
 check "caddy validate deploy/Caddyfile" caddyfile_valid
+check "caddy: the onion site forwards only the public paths" caddy_routes
+check "tor --verify-config deploy/tor/torrc" torrc_valid
 if command -v systemd-analyze >/dev/null; then
-  check "systemd unit: verify, sandbox exposure <= 2" systemd_unit
+  check "systemd units: verify, sandbox exposure <= 2" systemd_unit
 else
   echo "skip  systemd unit (no systemd-analyze on this machine)"
 fi

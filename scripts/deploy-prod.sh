@@ -132,6 +132,10 @@ SIGNER_MODE=vault
 VAULT_URL=
 VAULT_KEY_ID=relayer
 VAULT_TOKEN_FILE=/etc/openclaw/vault-token
+# Or AWS KMS (SECURITY.md 3.1; region and credentials from the instance role or AWS_* variables):
+#   SIGNER_MODE=kms KMS_PROVIDER=aws KMS_KEY_ID=alias/openclaw-relayer AWS_REGION=eu-west-1
+# Or GCP Cloud KMS (SECURITY.md 3.2; the metadata server's service account):
+#   SIGNER_MODE=kms KMS_PROVIDER=gcp KMS_KEY_ID=projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/1
 # `relayer signer check` prints it; the relayer refuses to start with any other key.
 RELAYER_ADDRESS=
 

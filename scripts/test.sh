@@ -18,8 +18,14 @@ cleanup_pid=$!
 echo "== SoftHSM2 (the PKCS#11 signer test makes its own token)"
 [ -f /usr/lib/softhsm/libsofthsm2.so ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 >/dev/null; }
 
+echo "== openssl (the GCP signer tests make service-account keys with it)"
+command -v openssl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
+
 echo "== OpenBao (the signer tests start their own dev servers with it)"
 export BAO_BIN=${BAO_BIN:-$(scripts/openbao.sh install)}
+
+echo "== ministack (a real AWS KMS wire server; the AWS signer tests start their own)"
+export MINISTACK_BIN=${MINISTACK_BIN:-$(scripts/ministack.sh install)}
 
 echo "== solana-test-validator (the localnet test starts its own; built once, ~40-60 min, then cached)"
 export SOLANA_TEST_VALIDATOR=${SOLANA_TEST_VALIDATOR:-$(scripts/localnet.sh install)}

@@ -1,7 +1,13 @@
 //! Which signer holds the relayer's key (`SIGNER_MODE`, `KMS_PROVIDER` and each backend's
 //! variables).
 use super::{ConfigError, Env, Secret};
-use crate::signer::{pkcs11::Pkcs11Config, vault::VaultConfig, SignerConfig};
+use crate::signer::{
+    aws::AwsKmsConfig,
+    gcp::{self, GcpKmsConfig},
+    pkcs11::Pkcs11Config,
+    vault::VaultConfig,
+    SignerConfig,
+};
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
     /// `VAULT_TOKEN`, or the contents of `VAULT_TOKEN_FILE` (which Vault Agent keeps fresh).
@@ -28,7 +34,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     /// `SIGNER_MODE=vault` (Vault/OpenBao Transit, key `VAULT_KEY_ID`), `SIGNER_MODE=kms` with
-    /// `KMS_PROVIDER=vault` (key `KMS_KEY_ID`), `SIGNER_MODE=pkcs11`, or `SIGNER_MODE=local`
+    /// `KMS_PROVIDER=vault|aws|gcp` (key `KMS_KEY_ID`), `SIGNER_MODE=pkcs11`, or `SIGNER_MODE=local`
     /// (`SIGNER_KEYPAIR_FILE`, refused when `execute`: it keeps the key on disk).
     pub fn signer(&self, execute: bool) -> Result<SignerConfig, ConfigError> {
         let mode = self.required("SIGNER_MODE", "vault, kms, pkcs11 or local")?;
@@ -51,14 +57,8 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             "vault" => self.required("VAULT_KEY_ID", "relayer")?,
             "kms" => match self.required("KMS_PROVIDER", "vault")?.as_str() {
                 "vault" => self.required("KMS_KEY_ID", "relayer")?,
-                p @ ("aws" | "gcp") => {
-                    return Err(ConfigError {
-                        var: "KMS_PROVIDER",
-                        problem: format!(
-                            "is {p}, which is not supported yet: use vault (HashiCorp Vault or OpenBao Transit)"
-                        ),
-                    })
-                }
+                "aws" => return Ok(SignerConfig::Aws(self.aws_kms()?)),
+                "gcp" => return Ok(SignerConfig::Gcp(self.gcp_kms()?)),
                 other => {
                     return Err(ConfigError {
                         var: "KMS_PROVIDER",
@@ -94,6 +94,39 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             version,
             timeout: self.secs("VAULT_TIMEOUT_SECS", 1)?,
         }))
+    }
+
+    /// `KMS_PROVIDER=aws`: region and credentials come from the AWS SDK's own chain.
+    fn aws_kms(&self) -> Result<AwsKmsConfig, ConfigError> {
+        Ok(AwsKmsConfig {
+            key_id: self.required(
+                "KMS_KEY_ID",
+                "alias/openclaw-relayer or arn:aws:kms:eu-west-1:111122223333:key/...",
+            )?,
+            timeout: self.secs("KMS_TIMEOUT_SECS", 1)?,
+        })
+    }
+
+    /// `KMS_PROVIDER=gcp`: `KMS_KEY_ID` names one key version; credentials are ADC.
+    fn gcp_kms(&self) -> Result<GcpKmsConfig, ConfigError> {
+        let key_version = self.required(
+            "KMS_KEY_ID",
+            "projects/p/locations/global/keyRings/r/cryptoKeys/relayer/cryptoKeyVersions/1",
+        )?;
+        if !gcp::is_key_version_name(&key_version) {
+            return Err(ConfigError {
+                var: "KMS_KEY_ID",
+                problem: format!(
+                    "is {key_version:?}; with KMS_PROVIDER=gcp it is a key version's full name, \
+                     projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/N"
+                ),
+            });
+        }
+        Ok(GcpKmsConfig {
+            key_version,
+            endpoint: self.required("GCP_KMS_ENDPOINT", gcp::DEFAULT_ENDPOINT)?,
+            timeout: self.secs("KMS_TIMEOUT_SECS", 1)?,
+        })
     }
 
     fn pkcs11(&self) -> Result<Pkcs11Config, ConfigError> {

@@ -209,6 +209,15 @@ fn the_table_lists_exactly_the_variables_read() {
         ],
         &[("CLUSTER", "localnet"), ("SIGNER_MODE", "local")],
         &[
+            ("CLUSTER", "localnet"),
+            ("SIGNER_MODE", "kms"),
+            ("KMS_PROVIDER", "gcp"),
+            (
+                "KMS_KEY_ID",
+                "projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1",
+            ),
+        ],
+        &[
             ("SECRETS_VAULT_KV", "secret/relayer"),
             ("VAULT_TOKEN_FILE", "/nonexistent"),
         ],

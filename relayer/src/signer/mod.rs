@@ -5,11 +5,13 @@
 //! - `pkcs11`: a PKCS#11 HSM (tested with SoftHSM2), CKM_EDDSA on a non-extractable key;
 //! - `local`: a Solana keypair file, for tests and simulation only (refused with
 //!   `OPENCLAW_EXECUTE=true`);
-//! - AWS KMS and GCP KMS are refused at start-up as not supported yet: nothing here can run
-//!   their real wire protocol, and untested signing code does not ship.
+//! - `aws`: AWS KMS, an `ECC_NIST_EDWARDS25519` key signing `ED25519_SHA_512`;
+//! - `gcp`: GCP Cloud KMS, an `EC_SIGN_ED25519` key version.
 //!
 //! Every signature a backend returns is verified locally against the pinned public key before
 //! anyone uses it.
+pub mod aws;
+pub mod gcp;
 pub mod local;
 pub mod pkcs11;
 pub mod vault;
@@ -87,11 +89,30 @@ pub fn verify(pubkey: &Pubkey, message: &[u8], signature: &[u8; 64]) -> bool {
         .is_ok()
 }
 
+/// DER SubjectPublicKeyInfo of an Ed25519 key up to the 32 key bytes (RFC 8410).
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// The 32-byte key inside an Ed25519 SubjectPublicKeyInfo, or `None` for anything else.
+pub fn ed25519_from_spki(der: &[u8]) -> Option<Pubkey> {
+    let key = der.strip_prefix(&ED25519_SPKI_PREFIX)?;
+    Some(Pubkey::new_from_array(key.try_into().ok()?))
+}
+
+/// Signed at start-up to prove the key signs for the address it claims; it is not a Solana
+/// message (those start with a signature count, not with text).
+pub(super) fn probe(pubkey: &Pubkey) -> Vec<u8> {
+    format!("openclaw-escrow signer start-up probe for {pubkey}").into_bytes()
+}
+
 /// Which backend (read by `crate::config`).
 #[derive(Clone, Debug)]
 pub enum SignerConfig {
     Vault(vault::VaultConfig),
     Pkcs11(pkcs11::Pkcs11Config),
+    Aws(aws::AwsKmsConfig),
+    Gcp(gcp::GcpKmsConfig),
     Local { keypair_file: String },
 }
 
@@ -106,6 +127,8 @@ pub async fn connect(
             let p = p.clone();
             Arc::new(tokio::task::spawn_blocking(move || pkcs11::Pkcs11Signer::connect(&p)).await??)
         }
+        SignerConfig::Aws(a) => Arc::new(aws::AwsKmsSigner::connect(a).await?),
+        SignerConfig::Gcp(g) => Arc::new(gcp::GcpKmsSigner::connect(g).await?),
         SignerConfig::Local { keypair_file } => {
             Arc::new(local::LocalSigner::from_file(keypair_file)?)
         }

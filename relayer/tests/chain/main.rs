@@ -2,7 +2,8 @@
 //! program) and a real `solana-test-validator` over JSON-RPC, with OpenBao signing. The same
 //! stories and attacks run on each (`support::ledger` hides the difference); one validator serves
 //! every scenario in sequence (it costs ~1 core while running), each with its own wallets, mint,
-//! escrow, database and relayer.
+//! escrow, database and relayer. The stories run again on the embedded chain with the key in AWS
+//! KMS (ministack) and in GCP Cloud KMS (`support::gcp_kms`), all but OpenBao's own outage.
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -10,7 +11,9 @@ mod attacks;
 mod embedded_only;
 mod stories;
 
-use support::ledger::Ledger;
+use std::sync::Arc;
+
+use support::{gcp_kms::FakeCloudKms, ledger::Ledger, ministack::Ministack};
 
 #[tokio::test]
 async fn on_the_embedded_chain() {
@@ -25,4 +28,47 @@ async fn on_a_real_node() {
     stories::all(&ledger).await;
     attacks::all(&ledger).await;
     stories::serve_refuses_to_execute_without_the_right_relayer_address(&ledger).await;
+}
+
+#[tokio::test]
+async fn the_stories_signed_by_aws_kms_on_the_embedded_chain() {
+    let ms = Ministack::start().await;
+    let arn = ms.create_key("ECC_NIST_EDWARDS25519", "SIGN_VERIFY").await;
+    let sdk = ms.sdk_config("test", "test").await;
+    let config = relayer::signer::aws::AwsKmsConfig {
+        key_id: arn,
+        timeout: std::time::Duration::from_secs(5),
+    };
+    let kms = relayer::signer::aws::AwsKmsSigner::connect_with(&sdk, &config)
+        .await
+        .expect("AWS KMS signer");
+    let ledger = Ledger::embedded_signed_by(Arc::new(kms)).await;
+    stories::with_any_signer(&ledger).await;
+}
+
+#[tokio::test]
+async fn the_stories_signed_by_gcp_cloud_kms_on_the_embedded_chain() {
+    let fake = FakeCloudKms::start().await;
+    let (version, _) = fake.create_ed25519("relayer");
+    let account = "relayer@openclaw-test.iam.gserviceaccount.com";
+    let key_file = fake.service_account(account);
+    fake.grant(account, &version, support::gcp_kms::SIGNER_VERIFIER);
+    let credentials = google_cloud_auth::credentials::service_account::Builder::new(key_file)
+        .with_access_specifier(
+            google_cloud_auth::credentials::service_account::AccessSpecifier::from_scopes([
+                "https://www.googleapis.com/auth/cloudkms",
+            ]),
+        )
+        .build()
+        .unwrap();
+    let config = relayer::signer::gcp::GcpKmsConfig {
+        key_version: version,
+        endpoint: fake.url.clone(),
+        timeout: std::time::Duration::from_secs(5),
+    };
+    let kms = relayer::signer::gcp::GcpKmsSigner::connect_with(credentials, &config)
+        .await
+        .expect("Cloud KMS signer");
+    let ledger = Ledger::embedded_signed_by(Arc::new(kms)).await;
+    stories::with_any_signer(&ledger).await;
 }

@@ -195,8 +195,42 @@ fn signer_configuration_names_its_variables() {
     let e = env(&[("SIGNER_MODE", "kms"), ("KMS_PROVIDER", "aws")])
         .signer(false)
         .unwrap_err();
-    assert_eq!(e.to_string(), "configuration: KMS_PROVIDER is aws, which is not supported yet: use vault (HashiCorp Vault or OpenBao Transit)");
-    let e = env(&[("SIGNER_MODE", "kms"), ("KMS_PROVIDER", "gcp")])
+    assert_eq!(e.var, "KMS_KEY_ID");
+    let aws = env(&[
+        ("SIGNER_MODE", "kms"),
+        ("KMS_PROVIDER", "aws"),
+        ("KMS_KEY_ID", "alias/relayer"),
+    ])
+    .signer(false)
+    .unwrap();
+    assert!(matches!(aws, SignerConfig::Aws(ref a) if a.key_id == "alias/relayer"));
+    // A GCP key, not a version, would let the address follow the primary version: refused.
+    let e = env(&[
+        ("SIGNER_MODE", "kms"),
+        ("KMS_PROVIDER", "gcp"),
+        (
+            "KMS_KEY_ID",
+            "projects/p/locations/global/keyRings/r/cryptoKeys/relayer",
+        ),
+    ])
+    .signer(false)
+    .unwrap_err();
+    assert_eq!(e.var, "KMS_KEY_ID");
+    assert!(e.to_string().contains("cryptoKeyVersions/N"), "{e}");
+    let gcp = env(&[
+        ("SIGNER_MODE", "kms"),
+        ("KMS_PROVIDER", "gcp"),
+        (
+            "KMS_KEY_ID",
+            "projects/p/locations/global/keyRings/r/cryptoKeys/relayer/cryptoKeyVersions/1",
+        ),
+    ])
+    .signer(false)
+    .unwrap();
+    assert!(
+        matches!(gcp, SignerConfig::Gcp(ref g) if g.endpoint == "https://cloudkms.googleapis.com")
+    );
+    let e = env(&[("SIGNER_MODE", "kms"), ("KMS_PROVIDER", "azure")])
         .signer(false)
         .unwrap_err();
     assert_eq!(e.var, "KMS_PROVIDER");

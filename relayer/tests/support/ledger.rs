@@ -33,13 +33,17 @@ pub const AMOUNT: u64 = 1_000_000;
 const POLL: Duration = Duration::from_millis(50);
 
 enum Backend {
-    Embedded { svm: EmbeddedChain, _bao: OpenBao },
+    /// The OpenBao holding the key, unless the ledger was given another signer.
+    Embedded {
+        svm: EmbeddedChain,
+        bao: Option<OpenBao>,
+    },
     Node(Node),
 }
 
 pub struct Ledger {
     pub chain: Arc<dyn Chain>,
-    /// The relayer's key, held by a real OpenBao.
+    /// The relayer's key, held by a real OpenBao (or another KMS: `embedded_signed_by`).
     pub kms: Arc<dyn TxSigner>,
     backend: Backend,
 }
@@ -64,17 +68,27 @@ pub struct Parties {
 }
 
 impl Ledger {
-    /// The compiled program (and the event spoofer) in an in-process SVM.
+    /// The compiled program (and the event spoofer) in an in-process SVM; the relayer's key in
+    /// a real OpenBao.
     pub async fn embedded() -> Self {
+        let bao = OpenBao::start().await;
+        let kms = bao.signer("relayer").await;
+        Self::embedded_with(kms, Some(bao)).await
+    }
+
+    /// The embedded chain with the relayer's key in another KMS.
+    pub async fn embedded_signed_by(kms: Arc<dyn TxSigner>) -> Self {
+        Self::embedded_with(kms, None).await
+    }
+
+    async fn embedded_with(kms: Arc<dyn TxSigner>, bao: Option<OpenBao>) -> Self {
         let mut svm = escrow_tests::Svm::new();
         svm.load_event_spoofer();
         let svm = EmbeddedChain::from_svm(svm.svm);
-        let bao = OpenBao::start().await;
-        let kms = bao.signer("relayer").await;
         let ledger = Self {
             chain: Arc::new(svm.clone()),
             kms,
-            backend: Backend::Embedded { svm, _bao: bao },
+            backend: Backend::Embedded { svm, bao },
         };
         ledger.airdrop(&ledger.kms.pubkey()).await;
         ledger
@@ -97,7 +111,9 @@ impl Ledger {
     /// The OpenBao server holding the relayer's key (to freeze it).
     pub fn bao(&self) -> &OpenBao {
         match &self.backend {
-            Backend::Embedded { _bao, .. } => _bao,
+            Backend::Embedded { bao, .. } => {
+                bao.as_ref().expect("this ledger's key is not in OpenBao")
+            }
             Backend::Node(node) => &node.bao,
         }
     }
@@ -375,11 +391,21 @@ impl Relayer {
     /// Registers the offer for an escrow made elsewhere (no terms); its tracking number is
     /// `tracking`.
     pub async fn register(&self, parties: &Parties, deal: &Deal, tracking: &str) -> Uuid {
+        self.register_with(parties, deal, tracking, "ups").await
+    }
+
+    pub async fn register_with(
+        &self,
+        parties: &Parties,
+        deal: &Deal,
+        tracking: &str,
+        carrier: &str,
+    ) -> Uuid {
         self.app
             .create_offer(&json!({
                 "escrow": deal.escrow.to_string(), "buyer": parties.buyer.pubkey().to_string(),
                 "seller": parties.seller.pubkey().to_string(), "mint": parties.mint.to_string(),
-                "amount": AMOUNT, "tracking_number": tracking, "carrier": "ups",
+                "amount": AMOUNT, "tracking_number": tracking, "carrier": carrier,
             }))
             .await
     }

@@ -2,7 +2,9 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod doubles;
+pub mod gcp_kms;
 pub mod ledger;
+pub mod ministack;
 pub mod node;
 pub mod openbao;
 pub mod postgres;
@@ -217,10 +219,16 @@ impl TestApp {
     }
 
     pub async fn webhook_with(&self, body: &str, headers: &[(&str, String)]) -> (u16, Value) {
-        let mut req = self
-            .http
-            .post(self.url("/webhooks/tracking"))
-            .body(body.to_owned());
+        self.post_webhook("/webhooks/tracking", body, headers).await
+    }
+
+    pub async fn post_webhook(
+        &self,
+        path: &str,
+        body: &str,
+        headers: &[(&str, String)],
+    ) -> (u16, Value) {
+        let mut req = self.http.post(self.url(path)).body(body.to_owned());
         for (k, v) in headers {
             req = req.header(*k, v);
         }

@@ -124,6 +124,14 @@ METRICS_BIND_ADDR=127.0.0.1:9100
 # https://your.domain, for the links in Solana Actions.
 PUBLIC_URL=
 
+# Tracking providers posting straight to /webhooks/<provider> (relayer/README.md): set the
+# ones the shop uses; an unset provider's endpoint answers 404.
+#EASYPOST_WEBHOOK_SECRET=
+#AFTERSHIP_WEBHOOK_SECRET=
+#SHIPPO_WEBHOOK_SECRET=
+#SEVENTEENTRACK_API_KEY=
+#SHIPENGINE_JWKS_URL=https://api.shipengine.com/jwks
+
 # The chain (mainnet-beta, devnet or an RPC URL); empty: record jobs only, act on nothing.
 CLUSTER=
 # The signing key in OpenBao/Vault Transit. The token file must be readable by the openclaw

@@ -40,6 +40,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod offers;
 pub mod pipeline;
+pub mod providers;
 pub mod queue;
 pub mod reconcile;
 pub mod routes;

@@ -36,8 +36,11 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("relayer".into()), None).expect("registry");
         let webhooks = IntCounterVec::new(
-            Opts::new("webhooks_total", "Tracking webhooks by result"),
-            &["result"],
+            Opts::new(
+                "webhooks_total",
+                "Tracking webhooks by endpoint (tracking: the relayer's own format; or the provider) and result",
+            ),
+            &["provider", "result"],
         )
         .expect("metric");
         let actions = IntCounterVec::new(
@@ -106,7 +109,8 @@ impl Metrics {
             "bad_signature",
             "unavailable",
         ] {
-            webhooks.with_label_values(&[result]);
+            // The relayer's own endpoint; a provider's series appear with its first webhook.
+            webhooks.with_label_values(&["tracking", result]);
         }
         for outcome in ["succeeded", "failed"] {
             job_runs.with_label_values(&[outcome]);
@@ -147,8 +151,8 @@ impl Metrics {
         }
     }
 
-    pub fn webhook(&self, result: &str) {
-        self.webhooks.with_label_values(&[result]).inc();
+    pub fn webhook(&self, provider: &str, result: &str) {
+        self.webhooks.with_label_values(&[provider, result]).inc();
     }
 
     /// Refreshes the database gauges and renders everything in the text exposition format.

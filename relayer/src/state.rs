@@ -27,6 +27,8 @@ pub struct AppState {
     pub blockchain_id: Arc<OnceCell<String>>,
     /// The webhook and operator-token secrets now in force (swapped on rotation).
     pub secrets: Arc<RwLock<Arc<Secrets>>>,
+    /// ShipEngine's webhook keys, with `SHIPENGINE_JWKS_URL`.
+    pub shipengine: Option<Arc<crate::providers::shipengine::Jwks>>,
     /// Where verified tracking events are stored (group commit).
     pub ingest: Ingest,
 }
@@ -51,6 +53,11 @@ impl AppState {
 impl AppState {
     pub fn new(pool: PgPool, config: Config, metrics: Metrics, public_url: String) -> Self {
         let secrets = config.secrets.clone();
+        let shipengine = config
+            .http
+            .shipengine_jwks_url
+            .clone()
+            .map(|url| Arc::new(crate::providers::shipengine::Jwks::new(url)));
         Self {
             ingest: Ingest::start(pool.clone(), config.queue.max_attempts),
             pool,
@@ -61,6 +68,7 @@ impl AppState {
             metrics,
             chain: None,
             blockchain_id: Arc::default(),
+            shipengine,
         }
     }
 }

@@ -449,12 +449,13 @@ async fn postgres_restarted_under_load_loses_nothing_accepted() {
     assert_eq!(stored(&app.pool, &accepted).await, accepted.len());
     let refused: Vec<&Sent> = sent.iter().filter(|r| r.answer == Ok(503)).collect();
     assert_eq!(
-        app.metric("relayer_webhooks_total{result=\"unavailable\"}")
+        app.metric("relayer_webhooks_total{provider=\"tracking\",result=\"unavailable\"}")
             .await,
         refused.len() as f64
     );
     assert_eq!(
-        app.metric("relayer_webhooks_total{result=\"error\"}").await,
+        app.metric("relayer_webhooks_total{provider=\"tracking\",result=\"error\"}")
+            .await,
         0.0
     );
     // The provider retries what was refused: everything it sent is stored, once.

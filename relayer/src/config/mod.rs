@@ -52,6 +52,8 @@ pub struct Secrets {
     pub tracking: Vec<Secret>,
     pub jwt: Secret,
     pub jwt_previous: Option<Secret>,
+    /// The tracking providers' webhook secrets (`crate::providers`).
+    pub providers: crate::providers::ProviderSecrets,
 }
 
 impl PartialEq for Secrets {
@@ -69,14 +71,19 @@ impl PartialEq for Secrets {
                 (None, None) => true,
                 _ => false,
             }
+            && self.providers.same_as(&other.providers)
     }
 }
 
 /// The names of the secrets, as variables and as keys of the Vault KV secret.
-pub const SECRET_NAMES: [&str; 3] = [
+pub const SECRET_NAMES: [&str; 7] = [
     "TRACKING_HMAC_SECRET",
     "ACCESS_JWT_SECRET",
     "ACCESS_JWT_SECRET_PREVIOUS",
+    "EASYPOST_WEBHOOK_SECRET",
+    "AFTERSHIP_WEBHOOK_SECRET",
+    "SHIPPO_WEBHOOK_SECRET",
+    "SEVENTEENTRACK_API_KEY",
 ];
 
 #[derive(Clone, Debug)]
@@ -100,6 +107,8 @@ pub struct HttpConfig {
     pub limits: crate::server::Limits,
     /// A listener of its own for `/metrics`, without authentication.
     pub metrics_bind: Option<SocketAddr>,
+    /// `SHIPENGINE_JWKS_URL`: where ShipEngine's webhook keys are; `None`: its endpoint is off.
+    pub shipengine_jwks_url: Option<String>,
     /// Base URL for absolute links in Actions responses (icon); no trailing slash.
     pub public_url: Option<String>,
     /// Terminate TLS here (and optionally require client certificates on the operator API).
@@ -244,6 +253,41 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             tracking,
             jwt,
             jwt_previous,
+            providers: self.provider_secrets()?,
+        })
+    }
+
+    /// Each provider's webhook secrets, comma-separated while rotating; unset: the provider's
+    /// endpoint is off.
+    fn provider_secrets(&self) -> Result<crate::providers::ProviderSecrets, ConfigError> {
+        let list =
+            |var: &'static str, key: fn(&str) -> Vec<u8>| -> Result<Vec<Secret>, ConfigError> {
+                let Some(value) = self.optional(var) else {
+                    return Ok(Vec::new());
+                };
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .map(|s| {
+                        if s.len() < 8 {
+                            return Err(ConfigError {
+                                var,
+                                problem: "has a secret shorter than 8 characters".into(),
+                            });
+                        }
+                        Ok(Secret::new(key(s)))
+                    })
+                    .collect()
+            };
+        let plain = |s: &str| s.as_bytes().to_vec();
+        Ok(crate::providers::ProviderSecrets {
+            easypost: list(
+                "EASYPOST_WEBHOOK_SECRET",
+                crate::providers::easypost::normalise,
+            )?,
+            aftership: list("AFTERSHIP_WEBHOOK_SECRET", plain)?,
+            shippo: list("SHIPPO_WEBHOOK_SECRET", plain)?,
+            seventeen_track: list("SEVENTEENTRACK_API_KEY", plain)?,
         })
     }
 
@@ -292,6 +336,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             trusted_proxies: self.trusted_proxies()?,
             webhook_rate_per_minute: rate("WEBHOOK_RATE_LIMIT_PER_MINUTE")?,
             webhook_max_body: self.parsed("WEBHOOK_MAX_BODY_BYTES", "a number of bytes")?,
+            shipengine_jwks_url: self.optional("SHIPENGINE_JWKS_URL"),
             actions_rate_per_minute: rate("ACTIONS_RATE_LIMIT_PER_MINUTE")?,
             operator_rate_per_minute: rate("OPERATOR_RATE_LIMIT_PER_MINUTE")?,
             auth_failures_per_minute: rate("AUTH_FAILURES_PER_MINUTE")?,

@@ -11,6 +11,10 @@ pub enum TrackingStatus {
     Delivered,
     Returned,
     Exception,
+    /// A provider's status with no meaning here (label created, unknown, expired): stored,
+    /// changes nothing. Never read from the relayer's own body format.
+    #[serde(skip_deserializing)]
+    Unrecognised,
 }
 
 impl TrackingStatus {
@@ -21,6 +25,7 @@ impl TrackingStatus {
             Self::Delivered => "delivered",
             Self::Returned => "returned",
             Self::Exception => "exception",
+            Self::Unrecognised => "unrecognised",
         }
     }
 
@@ -41,6 +46,16 @@ pub struct TrackingEventBody {
     pub occurred_at: DateTime<Utc>,
     #[serde(default)]
     pub details: Option<serde_json::Value>,
+}
+
+/// What a tracking provider's webhook says, read from its own format (`crate::providers`).
+#[derive(Debug)]
+pub struct Reported {
+    pub event_id: String,
+    pub tracking_number: String,
+    pub carrier: String,
+    pub status: TrackingStatus,
+    pub occurred_at: DateTime<Utc>,
 }
 
 /// A verified, well-formed event with its id settled.
@@ -109,23 +124,43 @@ impl TrackingEvent {
         if !payload.is_object() {
             return Err(ParseError::NotAnObject);
         }
-        if contains_nul(&payload) || header_id.as_deref().is_some_and(|h| h.contains('\0')) {
+        let event_id = header_id.or(parsed.event_id).ok_or(ParseError::NoEventId)?;
+        Self::reported(
+            Reported {
+                event_id,
+                tracking_number: parsed.tracking_number,
+                carrier: parsed.carrier,
+                status: parsed.status,
+                occurred_at: parsed.occurred_at,
+            },
+            payload,
+            now,
+        )
+    }
+
+    /// The same checks for every format: lengths, control characters, NUL anywhere in the
+    /// payload, and a date at most `MAX_CLOCK_SKEW` ahead of `now`.
+    pub fn reported(
+        r: Reported,
+        payload: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ParseError> {
+        if contains_nul(&payload) || r.event_id.contains('\0') {
             return Err(ParseError::NulCharacter);
         }
-        let event_id = header_id.or(parsed.event_id).ok_or(ParseError::NoEventId)?;
-        check_len("event_id", &event_id, 128)?;
-        check_len("tracking_number", &parsed.tracking_number, 64)?;
-        check_len("carrier", &parsed.carrier, 32)?;
-        if parsed.occurred_at > now + MAX_CLOCK_SKEW {
+        check_len("event_id", &r.event_id, 128)?;
+        check_len("tracking_number", &r.tracking_number, 64)?;
+        check_len("carrier", &r.carrier, 32)?;
+        if r.occurred_at > now + MAX_CLOCK_SKEW {
             return Err(ParseError::FromTheFuture);
         }
         Ok(Self {
-            event_id,
-            tracking_number: parsed.tracking_number,
+            event_id: r.event_id,
+            tracking_number: r.tracking_number,
             // Carriers are matched case-insensitively: "UPS" and "ups" are one carrier.
-            carrier: parsed.carrier.trim().to_ascii_lowercase(),
-            status: parsed.status,
-            occurred_at: parsed.occurred_at,
+            carrier: r.carrier.trim().to_ascii_lowercase(),
+            status: r.status,
+            occurred_at: r.occurred_at,
             payload,
         })
     }

@@ -54,6 +54,10 @@ pub fn router(state: AppState) -> Router {
             "/webhooks/tracking",
             post(webhooks::tracking).layer(DefaultBodyLimit::max(webhook_limit)),
         )
+        .route(
+            "/webhooks/{provider}",
+            post(webhooks::provider).layer(DefaultBodyLimit::max(webhook_limit)),
+        )
         .merge(blinks::router(state.clone()))
         .merge(operator)
         .merge(public_audit)

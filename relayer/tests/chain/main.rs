@@ -31,6 +31,12 @@ async fn on_a_real_node() {
 }
 
 #[tokio::test]
+async fn a_delivery_from_each_tracking_provider_ends_in_a_release_on_the_embedded_chain() {
+    let ledger = Ledger::embedded().await;
+    stories::a_delivery_reported_by_each_provider_ends_in_a_release(&ledger).await;
+}
+
+#[tokio::test]
 async fn the_stories_signed_by_aws_kms_on_the_embedded_chain() {
     let ms = Ministack::start().await;
     let arn = ms.create_key("ECC_NIST_EDWARDS25519", "SIGN_VERIFY").await;

@@ -89,21 +89,7 @@ async fn a_verified_delivery_ends_in_a_kms_signed_release(ledger: &Ledger) {
     );
     assert_eq!(state.scheduled(), None, "one approval of two");
 
-    // The seller approves from their wallet: the release is scheduled; after the window the
-    // watchtower queues the crank.
-    scheduled_and_due(ledger, &deal, &p.seller, Outcome::Release).await;
-    r.reconcile().await;
-    r.wait_for("crank_release", "succeeded").await;
-
-    assert_eq!(
-        ledger
-            .token_balance(&ata(&p.seller.pubkey(), &p.mint))
-            .await,
-        AMOUNT,
-        "the seller got paid"
-    );
-    assert!(ledger.escrow(&deal.escrow).await.is_none(), "escrow closed");
-    assert_eq!(r.settlement(offer).await.as_deref(), Some("released"));
+    seller_approves_and_is_paid(ledger, &p, &deal, &r, offer).await;
     assert_eq!(
         r.app
             .metric("relayer_offers_settled{settlement=\"released\"}")
@@ -119,6 +105,61 @@ async fn a_verified_delivery_ends_in_a_kms_signed_release(ledger: &Ledger) {
         "two KMS signatures in all"
     );
     r.app.stop().await;
+}
+
+/// After the relayer's approval: the seller approves from their wallet, the release is
+/// scheduled, and after the window the watchtower queues the crank that pays them.
+async fn seller_approves_and_is_paid(
+    ledger: &Ledger,
+    p: &Parties,
+    deal: &escrow::client::Deal,
+    r: &Relayer,
+    offer: uuid::Uuid,
+) {
+    scheduled_and_due(ledger, deal, &p.seller, Outcome::Release).await;
+    r.reconcile().await;
+    r.wait_for("crank_release", "succeeded").await;
+    assert_eq!(
+        ledger
+            .token_balance(&ata(&p.seller.pubkey(), &p.mint))
+            .await,
+        AMOUNT,
+        "the seller got paid"
+    );
+    assert!(ledger.escrow(&deal.escrow).await.is_none(), "escrow closed");
+    assert_eq!(r.settlement(offer).await.as_deref(), Some("released"));
+}
+
+/// Each tracking provider's own "delivered" webhook, verified its way, ends in the release.
+pub async fn a_delivery_reported_by_each_provider_ends_in_a_release(ledger: &Ledger) {
+    use crate::support::providers as fixtures;
+    let shipengine = fixtures::ShipEngine::start().await;
+    for provider in relayer::providers::Provider::ALL {
+        let (p, deal) = open(ledger, ledger.timelock(3_600, 3)).await;
+        let r = ledger
+            .start(Setup {
+                providers_jwks: Some(shipengine.jwks_url.clone()),
+                ..ledger.setup()
+            })
+            .await;
+        let tracking = format!("1ZPROV{}", provider.name().to_uppercase());
+        let offer = r
+            .register_with(&p, &deal, &tracking, fixtures::carrier(provider))
+            .await;
+        let now = chrono::Utc::now();
+        let body = fixtures::body(
+            provider,
+            &tracking,
+            fixtures::words(provider, "delivered"),
+            now,
+        );
+        let headers = fixtures::headers(provider, &body, now, &shipengine);
+        let (code, answer) = r.app.provider_webhook(provider, &body, &headers).await;
+        assert_eq!(code, 200, "{}: {answer}", provider.name());
+        r.wait_for("approve_release", "succeeded").await;
+        seller_approves_and_is_paid(ledger, &p, &deal, &r, offer).await;
+        r.app.stop().await;
+    }
 }
 
 async fn a_returned_parcel_ends_in_a_refund(ledger: &Ledger) {

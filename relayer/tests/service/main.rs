@@ -1,7 +1,7 @@
 //! The relayer as a service, against a real Postgres (a fresh database per test, the relayer
 //! running as its least-privileged role) and, where a suite needs them, a real OpenBao and the
 //! compiled program in the embedded chain: webhooks, the operator API and its tokens, the job
-//! queue, the audit log, TLS, secrets from Vault KV, the signers (OpenBao, AWS KMS on ministack,
+//! queue, the tracking providers' own webhooks, the audit log, TLS, secrets from Vault KV, the signers (OpenBao, AWS KMS on ministack,
 //! GCP Cloud KMS on its wire protocol), the Solana Actions, and what the edge refuses (bad input,
 //! slow clients, rate limits). One binary: one link, one process, the suites' tests in parallel.
 #[path = "../support/mod.rs"]
@@ -14,6 +14,7 @@ mod edge;
 mod kms_aws;
 mod kms_gcp;
 mod operator_api;
+mod providers;
 mod queue;
 mod secrets;
 mod signer;

@@ -187,7 +187,7 @@ async fn when_postgres_is_unreachable_readyz_fails_and_webhooks_ask_for_a_retry(
     // Metrics still answer, saying what is wrong, and count the refusal.
     assert_eq!(app.metric("relayer_database_up ").await, 0.0);
     assert_eq!(
-        app.metric("relayer_webhooks_total{result=\"unavailable\"}")
+        app.metric("relayer_webhooks_total{provider=\"tracking\",result=\"unavailable\"}")
             .await,
         1.0
     );

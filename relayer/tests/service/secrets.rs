@@ -139,3 +139,66 @@ fn a_malformed_kv_location_fails_start_up_naming_the_variable() {
     };
     assert_eq!(err.var, "SECRETS_VAULT_KV");
 }
+
+/// A provider's webhook secret from KV: its endpoint turns on when the secret appears there, and a
+/// rotation written to KV is in force without a restart.
+#[tokio::test]
+async fn a_providers_webhook_secret_comes_from_kv_and_rotates_there() {
+    use relayer::providers::{sign, Provider};
+    let bao = OpenBao::start().await;
+    put(
+        &bao,
+        json!({ "TRACKING_HMAC_SECRET": A, "ACCESS_JWT_SECRET": J1 }),
+    )
+    .await;
+    let url = bao.url.clone();
+    let env = Env(move |name: &str| match name {
+        "SECRETS_VAULT_KV" => Some("secret/openclaw/relayer".to_owned()),
+        "VAULT_URL" => Some(url.clone()),
+        "VAULT_TOKEN" => Some(crate::support::openbao::TOKEN.to_owned()),
+        "SECRETS_REFRESH_SECS" => Some("1".to_owned()),
+        _ => None,
+    });
+    let kv = env.kv().unwrap().expect("configured");
+    let mut cfg = config(&fresh_database().await);
+    cfg.secrets = secrets::read(&kv).await.unwrap();
+    let database_url = cfg.database.url.clone();
+    let app = Application::build(cfg, Role::Http, Arc::new(Simulate))
+        .await
+        .unwrap()
+        .with_secret_refresh(Some(kv));
+    let app = start(app, database_url);
+    let aftership = |secret: &'static str| {
+        let app = &app;
+        async move {
+            let body = format!(
+                r#"{{"event":"tracking_update","event_id":"{}","ts":1764547200,"msg":{{"tracking_number":"1ZKVAS","slug":"ups","tag":"InTransit","subtag":"InTransit_001"}}}}"#,
+                uuid::Uuid::new_v4()
+            );
+            let signature = sign::aftership(secret, body.as_bytes());
+            app.provider_webhook(
+                Provider::AfterShip,
+                &body,
+                &[("aftership-hmac-sha256", signature)],
+            )
+            .await
+            .0
+        }
+    };
+    const S1: &str = "aftership-kv-secret-one";
+    const S2: &str = "aftership-kv-secret-two";
+    assert_eq!(aftership(S1).await, 404, "not configured yet");
+    put(&bao, json!({ "TRACKING_HMAC_SECRET": A, "ACCESS_JWT_SECRET": J1, "AFTERSHIP_WEBHOOK_SECRET": S1 })).await;
+    eventually("the AfterShip endpoint is on", || async {
+        aftership(S1).await == 202
+    })
+    .await;
+    assert_eq!(aftership(S2).await, 401);
+    put(&bao, json!({ "TRACKING_HMAC_SECRET": A, "ACCESS_JWT_SECRET": J1, "AFTERSHIP_WEBHOOK_SECRET": S2 })).await;
+    eventually("the rotated secret is in force", || async {
+        aftership(S2).await == 202
+    })
+    .await;
+    assert_eq!(aftership(S1).await, 401, "the old secret is retired");
+    app.stop().await;
+}

@@ -30,7 +30,7 @@ async fn delivered_webhook_stores_event_moves_offer_and_enqueues_one_job() {
         ("approve_release", "pending")
     );
     assert_eq!(
-        app.metric("relayer_webhooks_total{result=\"accepted\"}")
+        app.metric("relayer_webhooks_total{provider=\"tracking\",result=\"accepted\"}")
             .await,
         1.0
     );
@@ -142,7 +142,9 @@ async fn bad_requests_are_refused_and_store_nothing() {
     ];
     for Case(name, body, headers, want, metric) in cases {
         let before = app
-            .metric(&format!("relayer_webhooks_total{{result=\"{metric}\"}}"))
+            .metric(&format!(
+                "relayer_webhooks_total{{provider=\"tracking\",result=\"{metric}\"}}"
+            ))
             .await;
         let (status, reply) = app.webhook_with(&body, &headers).await;
         assert_eq!(status, want, "{name}: {reply}");
@@ -151,7 +153,9 @@ async fn bad_requests_are_refused_and_store_nothing() {
             "{name}: a reason is given"
         );
         let after = app
-            .metric(&format!("relayer_webhooks_total{{result=\"{metric}\"}}"))
+            .metric(&format!(
+                "relayer_webhooks_total{{provider=\"tracking\",result=\"{metric}\"}}"
+            ))
             .await;
         assert_eq!(after, before + 1.0, "{name}: counted as {metric}");
     }
@@ -274,7 +278,8 @@ async fn a_failing_event_does_not_fail_the_events_arriving_with_it() {
         assert_eq!(app.offer_status(offer).await, "delivered");
     }
     assert_eq!(
-        app.metric("relayer_webhooks_total{result=\"error\"}").await,
+        app.metric("relayer_webhooks_total{provider=\"tracking\",result=\"error\"}")
+            .await,
         1.0
     );
     app.stop().await;
@@ -307,7 +312,7 @@ async fn webhooks_are_rate_limited_per_ip_and_forwarded_for_is_not_trusted_by_de
         "a forged X-Forwarded-For does not buy a new bucket"
     );
     assert_eq!(
-        app.metric("relayer_webhooks_total{result=\"rate_limited\"}")
+        app.metric("relayer_webhooks_total{provider=\"tracking\",result=\"rate_limited\"}")
             .await,
         1.0
     );

@@ -57,6 +57,8 @@ pub struct Setup {
     pub execute: bool,
     pub priority_fee_micro_lamports: u64,
     pub role: Role,
+    /// Tracking providers' webhooks on, ShipEngine's keys at this JWKS URL.
+    pub providers_jwks: Option<String>,
 }
 
 /// A buyer, a seller and an arbiter with SOL, and a mint of which the buyer holds 5 × `AMOUNT`.
@@ -264,6 +266,7 @@ impl Ledger {
             execute: true,
             priority_fee_micro_lamports: 0,
             role: Role::All,
+            providers_jwks: None,
         }
     }
 
@@ -292,6 +295,9 @@ impl Ledger {
         cfg.queue.workers = setup.workers;
         // Stories that hold the relayer back need attempts to spare.
         cfg.queue.max_attempts = 100;
+        if let Some(jwks) = &setup.providers_jwks {
+            super::providers::enable(&mut cfg, jwks);
+        }
         Relayer {
             app: spawn(cfg, setup.role, Arc::new(Handler(pipeline))).await,
             chain: setup.chain,

@@ -8,6 +8,7 @@ pub mod ministack;
 pub mod node;
 pub mod openbao;
 pub mod postgres;
+pub mod providers;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -103,6 +104,7 @@ pub fn config(database_url: &str) -> Config {
             trusted_proxies: Vec::new(),
             webhook_rate_per_minute: 10_000,
             webhook_max_body: 64 * 1024,
+            shipengine_jwks_url: None,
             actions_rate_per_minute: 10_000,
             operator_rate_per_minute: 10_000,
             auth_failures_per_minute: 10_000,
@@ -124,6 +126,8 @@ pub fn config(database_url: &str) -> Config {
             ],
             jwt: Secret::new(JWT_SECRET.to_vec()),
             jwt_previous: Some(Secret::new(OLD_JWT_SECRET.to_vec())),
+            // Off unless a test turns a provider on (`providers.rs`).
+            providers: Default::default(),
         },
         secrets_kv: None,
         tokens: tokens(),
@@ -220,6 +224,17 @@ impl TestApp {
 
     pub async fn webhook_with(&self, body: &str, headers: &[(&str, String)]) -> (u16, Value) {
         self.post_webhook("/webhooks/tracking", body, headers).await
+    }
+
+    /// A provider's webhook, `POST /webhooks/{provider}`.
+    pub async fn provider_webhook(
+        &self,
+        provider: relayer::providers::Provider,
+        body: &str,
+        headers: &[(&str, String)],
+    ) -> (u16, Value) {
+        let path = format!("/webhooks/{}", provider.name());
+        self.post_webhook(&path, body, headers).await
     }
 
     pub async fn post_webhook(

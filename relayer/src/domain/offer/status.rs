@@ -86,6 +86,7 @@ impl OfferStatus {
             return None;
         }
         Some(match event {
+            TrackingStatus::Unrecognised => return None,
             TrackingStatus::InTransit => (Self::InTransit, None),
             TrackingStatus::OutForDelivery => (Self::OutForDelivery, None),
             TrackingStatus::Exception => (Self::Exception, None),

@@ -40,39 +40,16 @@ async fn a_delivery_from_each_tracking_provider_ends_in_a_release_on_the_embedde
 async fn the_stories_signed_by_aws_kms_on_the_embedded_chain() {
     let ms = Ministack::start().await;
     let arn = ms.create_key("ECC_NIST_EDWARDS25519", "SIGN_VERIFY").await;
-    let sdk = ms.sdk_config("test", "test").await;
-    let config = relayer::signer::aws::AwsKmsConfig {
-        key_id: arn,
-        timeout: std::time::Duration::from_secs(5),
-    };
-    let kms = relayer::signer::aws::AwsKmsSigner::connect_with(&sdk, &config)
-        .await
-        .expect("AWS KMS signer");
+    let kms = ms.signer(&arn).await.expect("AWS KMS signer");
     let ledger = Ledger::embedded_signed_by(Arc::new(kms)).await;
     stories::with_any_signer(&ledger).await;
 }
 
 #[tokio::test]
 async fn the_stories_signed_by_gcp_cloud_kms_on_the_embedded_chain() {
-    let fake = FakeCloudKms::start().await;
-    let (version, _) = fake.create_ed25519("relayer");
-    let account = "relayer@openclaw-test.iam.gserviceaccount.com";
-    let key_file = fake.service_account(account);
-    fake.grant(account, &version, support::gcp_kms::SIGNER_VERIFIER);
-    let credentials = google_cloud_auth::credentials::service_account::Builder::new(key_file)
-        .with_access_specifier(
-            google_cloud_auth::credentials::service_account::AccessSpecifier::from_scopes([
-                "https://www.googleapis.com/auth/cloudkms",
-            ]),
-        )
-        .build()
-        .unwrap();
-    let config = relayer::signer::gcp::GcpKmsConfig {
-        key_version: version,
-        endpoint: fake.url.clone(),
-        timeout: std::time::Duration::from_secs(5),
-    };
-    let kms = relayer::signer::gcp::GcpKmsSigner::connect_with(credentials, &config)
+    let (fake, key_file, version, _) = FakeCloudKms::with_relayer_key().await;
+    let kms = fake
+        .connect(&key_file, &version)
         .await
         .expect("Cloud KMS signer");
     let ledger = Ledger::embedded_signed_by(Arc::new(kms)).await;

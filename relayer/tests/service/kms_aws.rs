@@ -2,34 +2,16 @@
 //! policies), one per test: pure ed25519 that verifies, an alias pinned to its key ARN, every key
 //! that must be refused, the IAM policy SECURITY.md gives (and nothing less), a KMS that goes down
 //! and comes back, and `relayer signer check` from the SDK's standard environment.
-use std::process::Command;
-
 use anchor_lang::prelude::Pubkey;
-use relayer::signer::{
-    self,
-    aws::{AwsKmsConfig, AwsKmsSigner},
-    SignerError, TxSigner,
-};
+use relayer::signer::{self, aws::AwsKmsSigner, SignerError, TxSigner};
 use serde_json::json;
 
 use crate::support::{
     ministack::{Ministack, REGION, ROOT},
-    tempfile_dir,
+    signer_check, tempfile_dir,
 };
 
 const ED25519: &str = "ECC_NIST_EDWARDS25519";
-
-fn config(key_id: &str) -> AwsKmsConfig {
-    AwsKmsConfig {
-        key_id: key_id.into(),
-        timeout: std::time::Duration::from_secs(5),
-    }
-}
-
-async fn connect(ms: &Ministack, key_id: &str) -> anyhow::Result<AwsKmsSigner> {
-    let sdk = ms.sdk_config(ROOT.0, ROOT.1).await;
-    AwsKmsSigner::connect_with(&sdk, &config(key_id)).await
-}
 
 fn refusal(result: anyhow::Result<AwsKmsSigner>) -> String {
     match result {
@@ -49,7 +31,7 @@ async fn aws_kms_signs_pure_ed25519_and_pins_an_alias_to_its_key_arn() {
     )
     .await;
 
-    let signer = connect(&ms, "alias/relayer").await.expect("connect");
+    let signer = ms.signer("alias/relayer").await.expect("connect");
     assert_eq!(signer.pubkey(), address);
     assert_eq!(signer.key_arn(), arn, "the alias resolved to the key ARN");
     let message = b"a solana message signed by AWS KMS";
@@ -70,7 +52,7 @@ async fn aws_kms_signs_pure_ed25519_and_pins_an_alias_to_its_key_arn() {
         b"after the alias moved",
         &signature
     ));
-    let fresh = connect(&ms, "alias/relayer").await.unwrap();
+    let fresh = ms.signer("alias/relayer").await.unwrap();
     assert_eq!(fresh.key_arn(), other);
     assert_ne!(fresh.pubkey(), address);
 }
@@ -79,7 +61,7 @@ async fn aws_kms_signs_pure_ed25519_and_pins_an_alias_to_its_key_arn() {
 async fn unsuitable_aws_keys_are_refused_with_what_to_fix() {
     let ms = Ministack::start().await;
     let p256 = ms.create_key("ECC_NIST_P256", "SIGN_VERIFY").await;
-    let err = refusal(connect(&ms, &p256).await);
+    let err = refusal(ms.signer(&p256).await);
     assert!(err.contains("ECC_NIST_P256"), "{err}");
     assert!(
         err.contains("needs an ECC_NIST_EDWARDS25519 key with usage SIGN_VERIFY"),
@@ -87,18 +69,18 @@ async fn unsuitable_aws_keys_are_refused_with_what_to_fix() {
     );
 
     let aes = ms.create_key("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT").await;
-    let err = refusal(connect(&ms, &aes).await);
+    let err = refusal(ms.signer(&aes).await);
     assert!(err.contains("needs an ECC_NIST_EDWARDS25519"), "{err}");
 
-    let err = refusal(connect(&ms, "alias/no-such-key").await);
+    let err = refusal(ms.signer("alias/no-such-key").await);
     assert!(err.contains("check KMS_KEY_ID and AWS_REGION"), "{err}");
 
     // A disabled key is refused at start-up, and a running signer's key disabled under it
     // fails as unavailable (the SignerErrors alert) until it is enabled again.
     let arn = ms.create_key(ED25519, "SIGN_VERIFY").await;
-    let signer = connect(&ms, &arn).await.expect("enabled key");
+    let signer = ms.signer(&arn).await.expect("enabled key");
     ms.kms("DisableKey", json!({ "KeyId": arn })).await;
-    let err = refusal(connect(&ms, &arn).await);
+    let err = refusal(ms.signer(&arn).await);
     assert!(err.contains("disabled; enable it"), "{err}");
     let err = signer.sign(b"while disabled").await.unwrap_err();
     assert!(matches!(err, SignerError::Unavailable(_)), "{err}");
@@ -130,12 +112,8 @@ async fn the_documented_iam_policy_is_enough_and_less_is_refused() {
     let arn = ms.create_key(ED25519, "SIGN_VERIFY").await;
     let other = ms.create_key(ED25519, "SIGN_VERIFY").await;
     let as_user = |(id, secret): (String, String)| {
-        let ms = &ms;
-        let arn = arn.clone();
-        async move {
-            let sdk = ms.sdk_config(&id, &secret).await;
-            AwsKmsSigner::connect_with(&sdk, &config(&arn)).await
-        }
+        let (ms, arn) = (&ms, arn.clone());
+        async move { ms.signer_as((&id, &secret), &arn).await }
     };
 
     let relayer = ms.user("relayer", Some(relayer_policy(&arn))).await;
@@ -173,7 +151,7 @@ async fn the_documented_iam_policy_is_enough_and_less_is_refused() {
 async fn aws_kms_down_then_back_means_unavailable_then_signing_again() {
     let mut ms = Ministack::start().await;
     let arn = ms.create_key(ED25519, "SIGN_VERIFY").await;
-    let signer = connect(&ms, &arn).await.unwrap();
+    let signer = ms.signer(&arn).await.unwrap();
     let address = signer.pubkey();
 
     ms.stop();
@@ -204,26 +182,21 @@ async fn signer_check_runs_on_aws_kms_from_the_sdk_standard_environment() {
     let address = ms.public_key(&arn).await;
     let home = tempfile_dir();
     let run = |region: Option<&str>, relayer_address: Option<String>| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relayer"));
-        cmd.args(["signer", "check"])
-            .env_clear()
-            .env("HOME", &home)
-            .env("SIGNER_MODE", "kms")
-            .env("KMS_PROVIDER", "aws")
-            .env("KMS_KEY_ID", "alias/openclaw-relayer")
-            .env("AWS_ACCESS_KEY_ID", ROOT.0)
-            .env("AWS_SECRET_ACCESS_KEY", ROOT.1)
-            .env("AWS_ENDPOINT_URL", &ms.url)
+        let mut vars = vec![
+            ("HOME", home.display().to_string()),
+            ("SIGNER_MODE", "kms".into()),
+            ("KMS_PROVIDER", "aws".into()),
+            ("KMS_KEY_ID", "alias/openclaw-relayer".into()),
+            ("AWS_ACCESS_KEY_ID", ROOT.0.into()),
+            ("AWS_SECRET_ACCESS_KEY", ROOT.1.into()),
+            ("AWS_ENDPOINT_URL", ms.url.clone()),
             // Not on EC2: the SDK must not wait for an instance metadata service.
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("RUST_LOG", "off");
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ];
         if let Some(region) = region {
-            cmd.env("AWS_REGION", region);
+            vars.push(("AWS_REGION", region.into()));
         }
-        if let Some(a) = relayer_address {
-            cmd.env("RELAYER_ADDRESS", a);
-        }
-        cmd.output().unwrap()
+        signer_check(&vars, relayer_address)
     };
     let ok = run(Some(REGION), Some(address.to_string()));
     assert!(

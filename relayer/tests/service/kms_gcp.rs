@@ -3,48 +3,14 @@
 //! Application Default Credentials make them: pure ed25519 with CRC32C checked both ways, every
 //! version that must be refused, IAM roles, a KMS that fails and goes down then comes back, and
 //! `relayer signer check` from a key file and from the metadata server.
-use std::process::Command;
-
 use anchor_lang::prelude::Pubkey;
-use google_cloud_auth::credentials::{
-    service_account::{AccessSpecifier, Builder},
-    Credentials,
-};
-use relayer::signer::{
-    self,
-    gcp::{GcpKmsConfig, GcpKmsSigner},
-    SignerError, TxSigner,
-};
+use relayer::signer::{self, gcp::GcpKmsSigner, SignerError, TxSigner};
 use serde_json::Value;
 
 use crate::support::{
-    gcp_kms::{FakeCloudKms, PUBLIC_KEY_VIEWER, SIGNER_VERIFIER},
-    tempfile_dir,
+    gcp_kms::{credentials, FakeCloudKms, PUBLIC_KEY_VIEWER, RELAYER_SA, SIGNER_VERIFIER},
+    signer_check, tempfile_dir,
 };
-
-const RELAYER_SA: &str = "relayer@openclaw-test.iam.gserviceaccount.com";
-
-fn credentials(key_file: Value) -> Credentials {
-    Builder::new(key_file)
-        .with_access_specifier(AccessSpecifier::from_scopes([
-            "https://www.googleapis.com/auth/cloudkms",
-        ]))
-        .build()
-        .expect("service account credentials")
-}
-
-async fn connect(
-    kms: &FakeCloudKms,
-    key_file: &Value,
-    version: &str,
-) -> anyhow::Result<GcpKmsSigner> {
-    let config = GcpKmsConfig {
-        key_version: version.into(),
-        endpoint: kms.url.clone(),
-        timeout: std::time::Duration::from_secs(5),
-    };
-    GcpKmsSigner::connect_with(credentials(key_file.clone()), &config).await
-}
 
 fn refusal(result: anyhow::Result<GcpKmsSigner>) -> String {
     match result {
@@ -53,19 +19,10 @@ fn refusal(result: anyhow::Result<GcpKmsSigner>) -> String {
     }
 }
 
-/// A fake Cloud KMS with an ed25519 version the relayer's service account may sign with.
-async fn kms_with_key() -> (FakeCloudKms, Value, String, Pubkey) {
-    let kms = FakeCloudKms::start().await;
-    let (version, address) = kms.create_ed25519("relayer");
-    let key_file = kms.service_account(RELAYER_SA);
-    kms.grant(RELAYER_SA, &version, SIGNER_VERIFIER);
-    (kms, key_file, version, address)
-}
-
 #[tokio::test]
 async fn cloud_kms_signs_pure_ed25519_with_crc32c_checked_both_ways() {
-    let (kms, key_file, version, address) = kms_with_key().await;
-    let signer = connect(&kms, &key_file, &version).await.expect("connect");
+    let (kms, key_file, version, address) = FakeCloudKms::with_relayer_key().await;
+    let signer = kms.connect(&key_file, &version).await.expect("connect");
     assert_eq!(signer.pubkey(), address);
     let message = b"a solana message signed by Cloud KMS";
     let signature = signer.sign(message).await.expect("sign");
@@ -82,26 +39,26 @@ async fn cloud_kms_signs_pure_ed25519_with_crc32c_checked_both_ways() {
 
 #[tokio::test]
 async fn unsuitable_cloud_kms_versions_are_refused_with_what_to_fix() {
-    let (kms, key_file, version, _) = kms_with_key().await;
+    let (kms, key_file, version, _) = FakeCloudKms::with_relayer_key().await;
     let p256 = kms.create_p256("p256");
     kms.grant(RELAYER_SA, &p256, SIGNER_VERIFIER);
-    let err = refusal(connect(&kms, &key_file, &p256).await);
+    let err = refusal(kms.connect(&key_file, &p256).await);
     assert!(err.contains("EC_SIGN_P256_SHA256"), "{err}");
     assert!(err.contains("needs an EC_SIGN_ED25519 key"), "{err}");
 
     let missing = version.replace("cryptoKeyVersions/1", "cryptoKeyVersions/9");
-    let err = refusal(connect(&kms, &key_file, &missing).await);
+    let err = refusal(kms.connect(&key_file, &missing).await);
     assert!(err.contains("no such Cloud KMS key version"), "{err}");
     assert!(err.contains("check KMS_KEY_ID"), "{err}");
 
     let key_only = kms.key_name("relayer");
-    let err = refusal(connect(&kms, &key_file, &key_only).await);
+    let err = refusal(kms.connect(&key_file, &key_only).await);
     assert!(err.contains("is not a key version name"), "{err}");
 
     // Disabled: refused at start-up; under a running signer, unavailable until enabled again.
-    let signer = connect(&kms, &key_file, &version).await.unwrap();
+    let signer = kms.connect(&key_file, &version).await.unwrap();
     kms.set_state(&version, "DISABLED");
-    let err = refusal(connect(&kms, &key_file, &version).await);
+    let err = refusal(kms.connect(&key_file, &version).await);
     assert!(err.contains("current state is: DISABLED"), "{err}");
     assert!(err.contains("gcloud kms keys versions enable"), "{err}");
     let err = signer.sign(b"while disabled").await.unwrap_err();
@@ -121,14 +78,14 @@ async fn signing_needs_the_signer_verifier_role_on_the_key() {
     let (version, _) = kms.create_ed25519("relayer");
 
     let nobody = kms.service_account("nobody@openclaw-test.iam.gserviceaccount.com");
-    let err = refusal(connect(&kms, &nobody, &version).await);
+    let err = refusal(kms.connect(&nobody, &version).await);
     assert!(err.contains("permission denied"), "{err}");
     assert!(err.contains("roles/cloudkms.signerVerifier"), "{err}");
 
     let viewer_sa = "viewer@openclaw-test.iam.gserviceaccount.com";
     let viewer = kms.service_account(viewer_sa);
     kms.grant(viewer_sa, &version, PUBLIC_KEY_VIEWER);
-    let err = refusal(connect(&kms, &viewer, &version).await);
+    let err = refusal(kms.connect(&viewer, &version).await);
     assert!(err.contains("start-up probe signature"), "{err}");
     assert!(err.contains("useToSign"), "{err}");
 
@@ -136,20 +93,20 @@ async fn signing_needs_the_signer_verifier_role_on_the_key() {
     let stranger = FakeCloudKms::start()
         .await
         .service_account("stranger@elsewhere.iam.gserviceaccount.com");
-    let err = refusal(connect(&kms, &stranger, &version).await);
+    let err = refusal(kms.connect(&stranger, &version).await);
     assert!(err.contains("rejected the credentials"), "{err}");
 
     let relayer = kms.service_account(RELAYER_SA);
     kms.grant(RELAYER_SA, &version, SIGNER_VERIFIER);
-    connect(&kms, &relayer, &version)
+    kms.connect(&relayer, &version)
         .await
         .expect("the documented role suffices");
 }
 
 #[tokio::test]
 async fn cloud_kms_failing_then_down_then_back_means_retries_then_success() {
-    let (kms, key_file, version, address) = kms_with_key().await;
-    let signer = connect(&kms, &key_file, &version).await.unwrap();
+    let (kms, key_file, version, address) = FakeCloudKms::with_relayer_key().await;
+    let signer = kms.connect(&key_file, &version).await.unwrap();
 
     // Two 503s: retried within one signing request, which then succeeds.
     let before = kms.requests();
@@ -179,7 +136,7 @@ async fn cloud_kms_failing_then_down_then_back_means_retries_then_success() {
 
 #[tokio::test]
 async fn the_test_server_speaks_the_cloud_kms_wire_format() {
-    let (kms, key_file, version, _) = kms_with_key().await;
+    let (kms, key_file, version, _) = FakeCloudKms::with_relayer_key().await;
     let http = reqwest::Client::new();
     let token = {
         let headers = credentials(key_file)
@@ -248,26 +205,21 @@ async fn the_test_server_speaks_the_cloud_kms_wire_format() {
 // The test server runs in this test's runtime while `relayer signer check` runs: two threads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signer_check_runs_on_cloud_kms_with_application_default_credentials() {
-    let (kms, key_file, version, address) = kms_with_key().await;
+    let (kms, key_file, version, address) = FakeCloudKms::with_relayer_key().await;
     let home = tempfile_dir();
     let key_path = home.join("relayer-sa.json");
     std::fs::write(&key_path, key_file.to_string()).unwrap();
     let run = |adc: &[(&str, String)], relayer_address: Option<String>| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relayer"));
-        cmd.args(["signer", "check"])
-            .env_clear()
+        let mut vars = vec![
             // An empty home: no gcloud ADC file, so only what each run names applies.
-            .env("HOME", &home)
-            .env("SIGNER_MODE", "kms")
-            .env("KMS_PROVIDER", "gcp")
-            .env("KMS_KEY_ID", &version)
-            .env("GCP_KMS_ENDPOINT", &kms.url)
-            .env("RUST_LOG", "off")
-            .envs(adc.iter().map(|(k, v)| (*k, v)));
-        if let Some(a) = relayer_address {
-            cmd.env("RELAYER_ADDRESS", a);
-        }
-        cmd.output().unwrap()
+            ("HOME", home.display().to_string()),
+            ("SIGNER_MODE", "kms".into()),
+            ("KMS_PROVIDER", "gcp".into()),
+            ("KMS_KEY_ID", version.clone()),
+            ("GCP_KMS_ENDPOINT", kms.url.clone()),
+        ];
+        vars.extend_from_slice(adc);
+        signer_check(&vars, relayer_address)
     };
     let from_file = [(
         "GOOGLE_APPLICATION_CREDENTIALS",

@@ -47,14 +47,9 @@ async fn operator(app: &TestApp, jwt_secret: &str) -> u16 {
         .as_u16()
 }
 
-#[tokio::test]
-async fn secrets_rotate_from_kv_without_a_restart() {
-    let bao = OpenBao::start().await;
-    put(
-        &bao,
-        json!({ "TRACKING_HMAC_SECRET": A, "ACCESS_JWT_SECRET": J1 }),
-    )
-    .await;
+/// A relayer whose secrets are in `bao`'s KV, re-read every second: what `relayer serve` does
+/// (`Config::load`), the KV values standing in for the environment's.
+async fn serve_reading_kv(bao: &OpenBao) -> TestApp {
     let url = bao.url.clone();
     let env = Env(move |name: &str| match name {
         "SECRETS_VAULT_KV" => Some("secret/openclaw/relayer".to_owned()),
@@ -64,7 +59,6 @@ async fn secrets_rotate_from_kv_without_a_restart() {
         _ => None,
     });
     let kv = env.kv().unwrap().expect("configured");
-    // What `relayer serve` does (`Config::load`): the KV values stand in for the environment's.
     let mut cfg = config(&fresh_database().await);
     cfg.secrets = secrets::read(&kv).await.unwrap();
     let database_url = cfg.database.url.clone();
@@ -72,7 +66,18 @@ async fn secrets_rotate_from_kv_without_a_restart() {
         .await
         .unwrap()
         .with_secret_refresh(Some(kv));
-    let app = start(app, database_url);
+    start(app, database_url)
+}
+
+#[tokio::test]
+async fn secrets_rotate_from_kv_without_a_restart() {
+    let bao = OpenBao::start().await;
+    put(
+        &bao,
+        json!({ "TRACKING_HMAC_SECRET": A, "ACCESS_JWT_SECRET": J1 }),
+    )
+    .await;
+    let app = serve_reading_kv(&bao).await;
 
     assert_eq!(webhook(&app, A, "kv-1").await, 202);
     assert_eq!(webhook(&app, B, "kv-2").await, 401);
@@ -151,23 +156,7 @@ async fn a_providers_webhook_secret_comes_from_kv_and_rotates_there() {
         json!({ "TRACKING_HMAC_SECRET": A, "ACCESS_JWT_SECRET": J1 }),
     )
     .await;
-    let url = bao.url.clone();
-    let env = Env(move |name: &str| match name {
-        "SECRETS_VAULT_KV" => Some("secret/openclaw/relayer".to_owned()),
-        "VAULT_URL" => Some(url.clone()),
-        "VAULT_TOKEN" => Some(crate::support::openbao::TOKEN.to_owned()),
-        "SECRETS_REFRESH_SECS" => Some("1".to_owned()),
-        _ => None,
-    });
-    let kv = env.kv().unwrap().expect("configured");
-    let mut cfg = config(&fresh_database().await);
-    cfg.secrets = secrets::read(&kv).await.unwrap();
-    let database_url = cfg.database.url.clone();
-    let app = Application::build(cfg, Role::Http, Arc::new(Simulate))
-        .await
-        .unwrap()
-        .with_secret_refresh(Some(kv));
-    let app = start(app, database_url);
+    let app = serve_reading_kv(&bao).await;
     let aftership = |secret: &'static str| {
         let app = &app;
         async move {

@@ -2,11 +2,11 @@
 //! Transit ed25519 signing with a pinned version, the token kept fresh (renewed, read again from
 //! its file), and every way it must refuse.
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use crate::support::{
     openbao::{OpenBao, TOKEN},
-    tempfile_dir,
+    signer_check, tempfile_dir,
 };
 use anchor_lang::prelude::Pubkey;
 use relayer::{
@@ -266,20 +266,13 @@ async fn signer_check_prints_the_address_and_fails_with_the_reason_on_a_mismatch
     bao.create_key("relayer", json!({ "type": "ed25519" }))
         .await;
     let address = bao.public_key("relayer", 1).await;
-    let run = |relayer_address: Option<String>| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relayer"));
-        cmd.args(["signer", "check"])
-            .env_clear()
-            .env("SIGNER_MODE", "vault")
-            .env("VAULT_URL", &bao.url)
-            .env("VAULT_TOKEN", TOKEN)
-            .env("VAULT_KEY_ID", "relayer")
-            .env("RUST_LOG", "off");
-        if let Some(a) = relayer_address {
-            cmd.env("RELAYER_ADDRESS", a);
-        }
-        cmd.output().unwrap()
-    };
+    let vars = [
+        ("SIGNER_MODE", "vault".to_owned()),
+        ("VAULT_URL", bao.url.clone()),
+        ("VAULT_TOKEN", TOKEN.to_owned()),
+        ("VAULT_KEY_ID", "relayer".to_owned()),
+    ];
+    let run = |relayer_address: Option<String>| signer_check(&vars, relayer_address);
     let ok = run(Some(address.to_string()));
     assert!(
         ok.status.success(),

@@ -21,7 +21,6 @@
 #![allow(clippy::result_large_err)]
 use std::{
     collections::HashMap,
-    process::Command,
     sync::{Arc, Mutex},
 };
 
@@ -38,6 +37,8 @@ use relayer::signer::gcp::crc32c;
 use serde_json::{json, Value};
 
 pub const SIGNER_VERIFIER: &str = "roles/cloudkms.signerVerifier";
+/// The relayer's service account in the tests.
+pub const RELAYER_SA: &str = "relayer@openclaw-test.iam.gserviceaccount.com";
 pub const PUBLIC_KEY_VIEWER: &str = "roles/cloudkms.publicKeyViewer";
 
 enum Material {
@@ -93,28 +94,6 @@ fn crypto_key(version: &str) -> &str {
         .map_or(version, |(key, _)| key)
 }
 
-fn openssl(args: &[&str], input: Option<&str>) -> String {
-    use std::io::Write;
-    let mut child = Command::new("openssl")
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("openssl");
-    if let Some(input) = input {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "openssl {args:?}");
-    String::from_utf8(out.stdout).unwrap()
-}
-
 impl FakeCloudKms {
     pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -166,6 +145,31 @@ impl FakeCloudKms {
         panic!("cannot listen on {} again", self.addr);
     }
 
+    /// A server with an ed25519 version `RELAYER_SA` may sign with: the server, the account's
+    /// key file, the version's name and its address.
+    pub async fn with_relayer_key() -> (Self, Value, String, anchor_lang::prelude::Pubkey) {
+        let kms = Self::start().await;
+        let (version, address) = kms.create_ed25519("relayer");
+        let key_file = kms.service_account(RELAYER_SA);
+        kms.grant(RELAYER_SA, &version, SIGNER_VERIFIER);
+        (kms, key_file, version, address)
+    }
+
+    /// The relayer's signer for `version` here, with `key_file`'s credentials.
+    pub async fn connect(
+        &self,
+        key_file: &Value,
+        version: &str,
+    ) -> anyhow::Result<relayer::signer::gcp::GcpKmsSigner> {
+        let config = relayer::signer::gcp::GcpKmsConfig {
+            key_version: version.into(),
+            endpoint: self.url.clone(),
+            timeout: std::time::Duration::from_secs(5),
+        };
+        relayer::signer::gcp::GcpKmsSigner::connect_with(credentials(key_file.clone()), &config)
+            .await
+    }
+
     /// Creates an ENABLED EC_SIGN_ED25519 version; returns its name and address.
     pub fn create_ed25519(&self, key: &str) -> (String, anchor_lang::prelude::Pubkey) {
         let signing = ed25519_dalek::SigningKey::from_bytes(&rand::random());
@@ -184,7 +188,7 @@ impl FakeCloudKms {
 
     /// Creates an ENABLED EC_SIGN_P256_SHA256 version; returns its name.
     pub fn create_p256(&self, key: &str) -> String {
-        let private = openssl(
+        let private = super::openssl(
             &[
                 "genpkey",
                 "-algorithm",
@@ -194,7 +198,7 @@ impl FakeCloudKms {
             ],
             None,
         );
-        let pem = openssl(&["pkey", "-pubout"], Some(&private));
+        let pem = super::openssl(&["pkey", "-pubout"], Some(&private));
         let name = format!("{}/cryptoKeyVersions/1", self.key_name(key));
         self.model.lock().unwrap().versions.insert(
             name.clone(),
@@ -247,20 +251,7 @@ impl FakeCloudKms {
     /// A service account with a fresh RSA key, registered here; returns its key file's JSON
     /// (what `gcloud iam service-accounts keys create` writes).
     pub fn service_account(&self, email: &str) -> Value {
-        let private = openssl(
-            &[
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-            ],
-            None,
-        );
-        // The modulus, for a JWK-style key (the exponent is openssl's default, 65537).
-        let modulus = openssl(&["rsa", "-modulus", "-noout"], Some(&private));
-        let modulus = hex::decode(modulus.trim().trim_start_matches("Modulus=")).unwrap();
-        let public = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(modulus);
+        let (private, public) = super::rsa_key();
         let kid = format!("{:040x}", rand::random::<u128>());
         self.model
             .lock()
@@ -289,6 +280,17 @@ impl FakeCloudKms {
     pub fn metadata_host(&self) -> String {
         self.addr.to_string()
     }
+}
+
+/// Credentials from a service account's key file, scoped to Cloud KMS, as ADC builds them.
+pub fn credentials(key_file: Value) -> google_cloud_auth::credentials::Credentials {
+    use google_cloud_auth::credentials::service_account::{AccessSpecifier, Builder};
+    Builder::new(key_file)
+        .with_access_specifier(AccessSpecifier::from_scopes([
+            "https://www.googleapis.com/auth/cloudkms",
+        ]))
+        .build()
+        .expect("service account credentials")
 }
 
 /// The principal a bearer credential proves, or why not.

@@ -13,6 +13,7 @@ use std::{
 };
 
 use anchor_lang::prelude::Pubkey;
+use relayer::signer::aws::{AwsKmsConfig, AwsKmsSigner};
 use serde_json::{json, Value};
 
 pub const REGION: &str = "us-east-1";
@@ -198,6 +199,24 @@ impl Ministack {
             xml_text(&xml, "AccessKeyId"),
             xml_text(&xml, "SecretAccessKey"),
         )
+    }
+
+    /// The relayer's signer for `key_id` here, with the root credentials.
+    pub async fn signer(&self, key_id: &str) -> anyhow::Result<AwsKmsSigner> {
+        self.signer_as(ROOT, key_id).await
+    }
+
+    /// The relayer's signer for `key_id` here, as the holder of `(access key id, secret)`.
+    pub async fn signer_as(
+        &self,
+        (id, secret): (&str, &str),
+        key_id: &str,
+    ) -> anyhow::Result<AwsKmsSigner> {
+        let config = AwsKmsConfig {
+            key_id: key_id.into(),
+            timeout: Duration::from_secs(5),
+        };
+        AwsKmsSigner::connect_with(&self.sdk_config(id, secret).await, &config).await
     }
 
     /// The AWS SDK configuration a relayer with these credentials would load.

@@ -477,3 +477,63 @@ pub fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// `openssl` with `input` on its stdin; what it prints. Test keys are made fresh by each test,
+/// never committed.
+pub fn openssl(args: &[&str], input: Option<&str>) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("openssl")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl");
+    if let Some(input) = input {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "openssl {args:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A fresh 2048-bit RSA key: its PEM, and its modulus in base64url as a JWK writes `n` (the
+/// exponent is openssl's default, 65537: `AQAB`).
+pub fn rsa_key() -> (String, String) {
+    use base64::Engine;
+    let private = openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ],
+        None,
+    );
+    let modulus = openssl(&["rsa", "-modulus", "-noout"], Some(&private));
+    let modulus = hex::decode(modulus.trim().trim_start_matches("Modulus=")).unwrap();
+    let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(modulus);
+    (private, n)
+}
+
+/// `relayer signer check` with only `vars` (and `RELAYER_ADDRESS` when given) in its environment.
+pub fn signer_check(
+    vars: &[(&str, String)],
+    relayer_address: Option<String>,
+) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_relayer"));
+    cmd.args(["signer", "check"])
+        .env_clear()
+        .env("RUST_LOG", "off")
+        .envs(vars.iter().map(|(k, v)| (*k, v)));
+    if let Some(a) = relayer_address {
+        cmd.env("RELAYER_ADDRESS", a);
+    }
+    cmd.output().unwrap()
+}

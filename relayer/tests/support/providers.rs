@@ -9,10 +9,7 @@ use std::{
     },
 };
 
-use base64::{
-    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
-    Engine,
-};
+use base64::{engine::general_purpose::STANDARD, Engine};
 use chrono::{DateTime, Utc};
 use relayer::{
     config::{Config, Secret},
@@ -183,18 +180,6 @@ pub struct ShipEngine {
     pub jwks_url: String,
 }
 
-fn rsa_jwk(pem_path: &std::path::Path, kid: &str) -> Value {
-    let out = Command::new("openssl")
-        .args(["rsa", "-modulus", "-noout", "-in"])
-        .arg(pem_path)
-        .output()
-        .expect("openssl");
-    let modulus = String::from_utf8(out.stdout).unwrap();
-    let n = hex::decode(modulus.trim().trim_start_matches("Modulus=")).unwrap();
-    json!({ "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
-            "n": URL_SAFE_NO_PAD.encode(n), "e": "AQAB" })
-}
-
 impl ShipEngine {
     pub async fn start() -> Self {
         let dir = super::tempfile_dir();
@@ -230,21 +215,9 @@ impl ShipEngine {
     /// A new key pair, published beside the old ones; it signs from now on.
     pub fn rotate(&mut self) {
         self.kid = format!("kid-{}", uuid::Uuid::new_v4().simple());
-        let status = Command::new("openssl")
-            .args([
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-out",
-            ])
-            .arg(self.pem(&self.kid))
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(status.success());
-        let jwk = rsa_jwk(&self.pem(&self.kid), &self.kid);
+        let (pem, n) = super::rsa_key();
+        std::fs::write(self.pem(&self.kid), pem).unwrap();
+        let jwk = json!({ "kty": "RSA", "use": "sig", "alg": "RS256", "kid": self.kid, "n": n, "e": "AQAB" });
         self.keys.lock().unwrap().push(jwk);
     }
 

@@ -88,15 +88,20 @@ log "compiling programs/escrow for sBPF v3"
   # target-cpu=v4: what sbpf-linker expects for --arch=v3 (v0 faults on calls with over 5 arguments).
   export RUSTFLAGS="-C linker=$sbf/link.sh -C passes=lower-atomic -Zunstable-options -Cpanic=immediate-abort -Ctarget-cpu=v4"
   # movsx/ldsx/gotox/bswap: opcodes sbpf-linker cannot emit for v3.
+  # -inline-threshold=0: the whole-program pass inlines only where it shrinks the code. rustc
+  # has inlined the small helpers already; more inlining here grew the program by a third and
+  # cost compute units instead of saving them (measured: bench/RESULTS.md, "Program size").
   export SBPF_LINKER_EXTRA="--arch=v3 --llvm-args=--bpf-stack-size=4096 --llvm-args=--disable-movsx \
---llvm-args=--disable-ldsx --llvm-args=--disable-gotox --llvm-args=--disable-bswap $i128_bc"
+--llvm-args=--disable-ldsx --llvm-args=--disable-gotox --llvm-args=--disable-bswap \
+--llvm-args=-inline-threshold=0 $i128_bc"
   # event-spoofer: a test-only program that logs forged escrow events (tests/event-spoofer).
-  /usr/bin/cargo build --release --locked --quiet -Zjson-target-spec -Zbuild-std=std,panic_abort \
+  # Profile sbf (Cargo.toml): release, with the error-describing crates optimized for size.
+  /usr/bin/cargo build --profile sbf --locked --quiet -Zjson-target-spec -Zbuild-std=std,panic_abort \
     --target "$sbf/bpfel-solana-solana.json" --target-dir "$target_dir" -p escrow -p event-spoofer
 )
 mkdir -p "$root/target/deploy"
 for program in escrow event_spoofer; do
-  cp "$target_dir/bpfel-solana-solana/release/lib$program.so" "$root/target/deploy/$program.so"
+  cp "$target_dir/bpfel-solana-solana/sbf/lib$program.so" "$root/target/deploy/$program.so"
   machine=$(od -An -tu2 -j18 -N2 "$root/target/deploy/$program.so" | tr -d ' ')
   [ "$machine" = 247 ] || { log "error: $program.so is not a BPF ELF (e_machine=$machine)"; exit 1; }
   log "wrote target/deploy/$program.so ($(stat -c %s "$root/target/deploy/$program.so") bytes, ELF machine BPF)"

@@ -5,22 +5,22 @@
 //! the commit's flush, so one event per transaction would make every webhook wait for the
 //! previous one's disk flush. Instead, events that arrive while a transaction commits are
 //! queued and the next one stores all of them: one lock, one flush, then every caller gets its
-//! own answer. An event alone is stored at once, as before.
+//! own answer. An event alone is stored at once, as before. A batch is one statement, the
+//! database function `ingest_events()` (migration 0010): one round trip and one commit.
 //!
 //! A batch is all or nothing. When one fails for a reason other than an unreachable database,
 //! its events are stored again one per transaction, so one bad event cannot fail the others.
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{json, Value};
-use sqlx::{PgConnection, PgPool};
+use serde_json::Value;
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::{
-    audit::{self, NewEntry},
     batch::Batcher,
     domain::{offer::OfferStatus, tracking::TrackingEvent},
     error::is_unavailable,
-    offers, queue,
+    queue,
 };
 
 /// Most events one transaction stores.
@@ -140,113 +140,112 @@ async fn write(
     answers.into_iter().map(|(_, result)| result).collect()
 }
 
-/// Stores `events` in one transaction, in order.
+/// Stores `events` in one transaction, in order: one call of `ingest_events()` (migration
+/// 0010), which locks each offer, inserts the event, moves the status, queues the job and
+/// appends the audit entries, and commits as it returns. One round trip per batch.
 async fn store(
     pool: &PgPool,
     events: &[&TrackingEvent],
     max_attempts: i32,
 ) -> sqlx::Result<Vec<Recorded>> {
-    let mut tx = pool.begin().await?;
-    let mut entries = Vec::new();
-    let mut recorded = Vec::with_capacity(events.len());
-    for event in events {
-        recorded.push(store_one(&mut tx, event, max_attempts, &mut entries).await?);
+    // What the audit entries quote of each event, JSON-encoded here as canonical_json does.
+    let (mut event_ids, mut carriers, mut occurred) = (vec![], vec![], vec![]);
+    for e in events {
+        event_ids.push(json_text(&e.event_id)?);
+        carriers.push(json_text(&e.carrier)?);
+        occurred.push(json_text(&e.occurred_at)?);
     }
-    // Last, after every offer lock: the audit log's order lock is held until the commit.
-    if !entries.is_empty() {
-        audit::append_all(&mut tx, entries).await?;
-    }
-    tx.commit().await?;
+    let rows: Vec<Stored> = sqlx::query_as(
+        "SELECT outcome, offer, offer_status, job_enqueued
+         FROM ingest_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ORDER BY n",
+    )
+    .bind(
+        events
+            .iter()
+            .map(|e| e.event_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        events
+            .iter()
+            .map(|e| e.carrier.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        events
+            .iter()
+            .map(|e| e.tracking_number.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(events.iter().map(|e| e.status.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|e| e.payload.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .bind(event_ids)
+    .bind(carriers)
+    .bind(occurred)
+    .bind(max_attempts)
+    .bind(queue::CHANNEL)
+    .fetch_all(pool)
+    .await?;
     crate::failpoint::hit("after_event_commit");
-    for r in &recorded {
-        match r {
-            Recorded::Accepted {
-                event_id,
-                offer_id,
-                status,
-                job_enqueued,
-            } => {
-                tracing::info!(%event_id, %offer_id, status = status.as_str(), job_enqueued, "tracking event recorded")
-            }
-            Recorded::UnknownTracking { event_id } => {
-                tracing::info!(%event_id, "event for an unknown tracking number stored")
-            }
-            Recorded::Duplicate { .. } => {}
-        }
+    if rows.len() != events.len() {
+        return Err(sqlx::Error::Protocol(format!(
+            "ingest_events answered {} rows for {} events",
+            rows.len(),
+            events.len()
+        )));
     }
-    Ok(recorded)
+    events
+        .iter()
+        .zip(rows)
+        .map(|(event, stored)| {
+            let event_id = event.event_id.clone();
+            let job_enqueued = stored.job_enqueued;
+            let recorded = match (stored.outcome.as_str(), stored.offer, stored.offer_status) {
+                ("duplicate", ..) => Recorded::Duplicate { event_id },
+                ("unknown_tracking", ..) => {
+                    tracing::info!(%event_id, "event for an unknown tracking number stored");
+                    Recorded::UnknownTracking { event_id }
+                }
+                ("accepted", Some(offer_id), Some(status)) => {
+                    let status: OfferStatus = status.parse().map_err(sqlx::Error::Protocol)?;
+                    tracing::info!(%event_id, %offer_id, status = status.as_str(), job_enqueued, "tracking event recorded");
+                    Recorded::Accepted {
+                        event_id,
+                        offer_id,
+                        status,
+                        job_enqueued,
+                    }
+                }
+                (other, ..) => {
+                    return Err(sqlx::Error::Protocol(format!(
+                        "ingest_events answered {other:?} for event {event_id}"
+                    )))
+                }
+            };
+            Ok(recorded)
+        })
+        .collect()
 }
 
-/// The event's rows, and its audit entries in `entries`.
-async fn store_one(
-    tx: &mut PgConnection,
-    event: &TrackingEvent,
-    max_attempts: i32,
-    entries: &mut Vec<NewEntry>,
-) -> sqlx::Result<Recorded> {
-    // Lock the offer first, then insert: every webhook transaction takes locks in this order.
-    let offer = offers::lock_by_shipment(tx, &event.carrier, &event.tracking_number).await?;
-    let inserted = sqlx::query(
-        "INSERT INTO tracking_events (event_id, offer_id, tracking_number, carrier, status, occurred_at, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(&event.event_id)
-    .bind(offer.as_ref().map(|o| o.id))
-    .bind(&event.tracking_number)
-    .bind(&event.carrier)
-    .bind(event.status.as_str())
-    .bind(event.occurred_at)
-    .bind(&event.payload)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    let event_id = event.event_id.clone();
-    if !inserted {
-        return Ok(Recorded::Duplicate { event_id });
-    }
-    let offer_id = offer.as_ref().map(|o| o.id);
-    entries.push(NewEntry::new(
-        "tracking_event",
-        offer_id,
-        json!({ "event_id": event.event_id, "carrier": event.carrier,
-                "status": event.status.as_str(), "occurred_at": event.occurred_at, "offer_id": offer_id }),
-    ));
-    let Some(offer) = offer else {
-        return Ok(Recorded::UnknownTracking { event_id });
-    };
-    let (offer_id, mut current) = (offer.id, offer.status);
-    let mut job_enqueued = false;
-    // Progress in transit follows the carrier's dates, so a late event does not move the status
-    // back; an end (delivered, returned) applies whatever its date: a timestamp, right or
-    // wrong, never keeps a shipment from ending.
-    let in_order =
-        event.status.is_final() || offer.status_at.is_none_or(|at| event.occurred_at >= at);
-    if let Some((next, job)) = current.apply(event.status).filter(|_| in_order) {
-        offers::set_status(tx, offer_id, next, event.occurred_at).await?;
-        entries.push(NewEntry::new(
-            "offer_status",
-            Some(offer_id),
-            json!({ "offer_id": offer_id, "from": current.as_str(), "to": next.as_str() }),
-        ));
-        if let Some(action) = job {
-            job_enqueued = queue::enqueue(&mut *tx, offer_id, action, max_attempts).await?;
-            if job_enqueued {
-                entries.push(NewEntry::new(
-                    "job_enqueued",
-                    Some(offer_id),
-                    json!({ "offer_id": offer_id, "action": action.as_str() }),
-                ));
-            }
-        }
-        current = next;
-    }
-    Ok(Recorded::Accepted {
-        event_id,
-        offer_id,
-        status: current,
-        job_enqueued,
-    })
+/// What `ingest_events()` answers for one event.
+#[derive(sqlx::FromRow)]
+struct Stored {
+    /// `accepted`, `duplicate` or `unknown_tracking`.
+    outcome: String,
+    offer: Option<Uuid>,
+    offer_status: Option<String>,
+    job_enqueued: bool,
+}
+
+/// `value` as JSON text, exactly as `audit::canonical_json` writes a string.
+fn json_text<T: Serialize>(value: &T) -> sqlx::Result<String> {
+    serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
 /// A stored tracking event, as the operator API shows it.

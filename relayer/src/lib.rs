@@ -7,8 +7,9 @@
 //! POST /webhooks/tracking ─ routes::webhooks: rate limit, size cap, signature (domain::signature)
 //!   │                        on the raw body, then parse (domain::tracking)
 //!   ▼
-//! ingest ── one transaction (group commit): the event, the offer's status (offers, through
-//!   │       domain::offer's state machine), the job it implies (queue::enqueue), audit entries
+//! ingest ── one statement per batch (group commit), the database's ingest_events(): the
+//!   │       event, the offer's status (domain::offer's state machine, OfferStatus::after), the
+//!   │       job it implies, the audit entries
 //!   ▼
 //! worker ── claims the job under a lease (queue), runs its handler:
 //!   │

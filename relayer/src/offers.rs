@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::{
     audit,
     config::StuckConfig,
-    domain::offer::{DealTerms, NewOffer, Offer, OfferStatus, Settlement},
+    domain::offer::{DealTerms, NewOffer, Offer, Settlement},
 };
 
 #[derive(sqlx::FromRow)]
@@ -176,40 +176,6 @@ pub async fn unsettled(pool: &PgPool) -> sqlx::Result<Vec<Offer>> {
         .into_iter()
         .map(Offer::try_from)
         .collect()
-}
-
-/// The offer tracking this shipment, locked until `conn`'s transaction ends: every webhook
-/// transaction takes this lock before anything else.
-pub async fn lock_by_shipment(
-    conn: &mut PgConnection,
-    carrier: &str,
-    tracking_number: &str,
-) -> sqlx::Result<Option<Offer>> {
-    sqlx::query_as::<_, Row>(select(
-        "WHERE carrier = $1 AND tracking_number = $2 FOR UPDATE",
-    ))
-    .bind(carrier)
-    .bind(tracking_number)
-    .fetch_optional(conn)
-    .await?
-    .map(Offer::try_from)
-    .transpose()
-}
-
-/// Moves the offer's status (its audit entry is the caller's: webhooks append theirs together).
-pub async fn set_status(
-    conn: &mut PgConnection,
-    id: Uuid,
-    status: OfferStatus,
-    at: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    sqlx::query("UPDATE offers SET status = $2, status_at = $3, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(status.as_str())
-        .bind(at)
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 /// Binds the offer to the deal created at `created_slot`, unless it is bound already.

@@ -1,6 +1,7 @@
 //! Where an offer's shipment is, and how tracking moves it: the offer's state machine.
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::tracking::TrackingStatus;
@@ -93,6 +94,23 @@ impl OfferStatus {
             TrackingStatus::Delivered => (Self::Delivered, Some(JobAction::ApproveRelease)),
             TrackingStatus::Returned => (Self::Returned, Some(JobAction::ApproveRefund)),
         })
+    }
+}
+
+impl OfferStatus {
+    /// `apply` with the carrier's dates: progress in transit follows them, so a late event does
+    /// not move the status back (`status_at` is the date of the event that set the status); an
+    /// end applies whatever its date, since a timestamp, right or wrong, must never keep a
+    /// shipment from ending. The database applies this rule in `ingest_events()` (migration
+    /// 0010); a test holds the two to the same answers.
+    pub fn after(
+        self,
+        event: TrackingStatus,
+        occurred_at: DateTime<Utc>,
+        status_at: Option<DateTime<Utc>>,
+    ) -> Option<(OfferStatus, Option<JobAction>)> {
+        let in_order = event.is_final() || status_at.is_none_or(|at| occurred_at >= at);
+        self.apply(event).filter(|_| in_order)
     }
 }
 

@@ -1,9 +1,16 @@
-//! Workers: claim a job, run its handler while heartbeating the lease, record the outcome.
+//! Workers: claim a batch of jobs, run each one's handler while heartbeating its lease, record
+//! the outcomes.
 //! Idle workers sleep until a NOTIFY on `jobs`, the next scheduled run, or a 5 s poll.
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use sqlx::{postgres::PgListener, PgPool};
-use tokio::sync::Notify;
+use tokio::{sync::Notify, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -93,16 +100,16 @@ pub struct Worker {
 impl Worker {
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(worker = %self.name, "worker started");
+        let (lease, batch) = (self.config.lease, self.config.claim_batch);
         while !shutdown.is_cancelled() {
-            match queue::claim(&self.pool, &self.name, self.config.lease).await {
-                Ok(Some(job)) => {
+            match queue::claim_up_to(&self.pool, &self.name, lease, batch).await {
+                Ok(jobs) if jobs.is_empty() => self.idle(&shutdown).await,
+                Ok(jobs) => {
                     crate::failpoint::hit("after_claim");
-                    let span = tracing::info_span!("job", id = job.id, action = %job.action, attempt = job.attempts);
-                    self.execute(job, &shutdown).instrument(span).await
+                    self.run_batch(jobs, &shutdown).await
                 }
-                Ok(None) => self.idle(&shutdown).await,
                 Err(e) => {
-                    tracing::warn!(worker = %self.name, error = %e, "claiming a job failed; is Postgres reachable?");
+                    tracing::warn!(worker = %self.name, error = %e, "claiming jobs failed; is Postgres reachable?");
                     tokio::select! {
                         _ = tokio::time::sleep(POLL) => {}
                         _ = shutdown.cancelled() => {}
@@ -111,6 +118,54 @@ impl Worker {
             }
         }
         tracing::info!(worker = %self.name, "worker stopped");
+    }
+
+    /// Runs a claimed batch one job at a time, so `WORKERS` stays the number of jobs running at
+    /// once. A succeeded attempt is recorded in the background (group commit) while the next
+    /// job runs, and every one is recorded before the worker claims again. The jobs waiting
+    /// their turn have no heartbeat of their own: their leases are renewed together when a
+    /// third of the lease has gone, and one that lost its lease meanwhile is not run. On
+    /// shutdown the jobs not started are given back.
+    async fn run_batch(&self, jobs: Vec<Job>, shutdown: &CancellationToken) {
+        let mut waiting: VecDeque<Job> = jobs.into();
+        let mut renewed = Instant::now();
+        let mut recording = JoinSet::new();
+        while !shutdown.is_cancelled() {
+            if renewed.elapsed() >= self.config.lease / 3 {
+                let ids: Vec<i64> = waiting.iter().map(|j| j.id).collect();
+                match queue::renew(&self.pool, &ids, &self.name, self.config.lease).await {
+                    Ok(held) => {
+                        waiting.retain(|j| {
+                            let kept = held.contains(&j.id);
+                            if !kept {
+                                tracing::warn!(
+                                    job = j.id,
+                                    "lease lost while waiting in a batch; its new holder runs it"
+                                );
+                            }
+                            kept
+                        });
+                        renewed = Instant::now();
+                    }
+                    // The fence before signing still checks the lease.
+                    Err(e) => tracing::warn!(error = %e, "renewing the batch's leases failed"),
+                }
+            }
+            let Some(job) = waiting.pop_front() else {
+                break;
+            };
+            let span = tracing::info_span!("job", id = job.id, action = %job.action, attempt = job.attempts);
+            if let Some(record) = self.execute(job, shutdown).instrument(span.clone()).await {
+                recording.spawn(record.instrument(span));
+            }
+        }
+        if !waiting.is_empty() {
+            let ids: Vec<i64> = waiting.iter().map(|j| j.id).collect();
+            if let Err(e) = queue::release(&self.pool, &ids, &self.name).await {
+                tracing::warn!(error = %e, "could not hand the batch back; its leases will expire");
+            }
+        }
+        while recording.join_next().await.is_some() {}
     }
 
     async fn idle(&self, shutdown: &CancellationToken) {
@@ -125,7 +180,13 @@ impl Worker {
         }
     }
 
-    async fn execute(&self, job: Job, shutdown: &CancellationToken) {
+    /// Runs one attempt and records how it ended; a success is returned to be recorded by the
+    /// caller (`run_batch`), together with the next ones.
+    async fn execute(
+        &self,
+        job: Job,
+        shutdown: &CancellationToken,
+    ) -> Option<impl Future<Output = ()> + Send + 'static> {
         // The heartbeat runs as its own task: the handler may hold the job's row lock (while the
         // KMS signs), and a heartbeat awaited here would wait on that lock while the handler,
         // no longer polled, never releases it.
@@ -153,7 +214,7 @@ impl Worker {
             })),
             _ = lost.cancelled() => {
                 tracing::warn!("lease lost while running; abandoning the attempt");
-                return;
+                return None;
             }
             _ = shutdown.cancelled() => None,
         };
@@ -161,35 +222,16 @@ impl Worker {
             // Shutting down: drop the attempt first (rolling back its transaction and locks),
             // then hand the job back.
             drop(run);
-            if let Err(e) = queue::release(&self.pool, &job, &self.name).await {
+            if let Err(e) = queue::release(&self.pool, &[job.id], &self.name).await {
                 tracing::warn!(error = %e, "could not hand the job back; its lease will expire");
             }
-            return;
+            return None;
         };
         drop(run);
         let recorded = match outcome {
             // The confirm stage records how the attempt ends.
             Ok(Ran::Handed) => Ok(()),
-            Ok(Ran::Done(result)) => self
-                .completions
-                .submit(Completion {
-                    job: job.clone(),
-                    worker: self.name.clone(),
-                    result,
-                })
-                .await
-                .unwrap_or_else(|| Err("the completion writer stopped".into()))
-                .map(|held| {
-                    self.metrics
-                        .job_runs
-                        .with_label_values(&["succeeded"])
-                        .inc();
-                    if !held {
-                        tracing::warn!(
-                            "finished after losing the lease; the new holder's outcome stands"
-                        );
-                    }
-                }),
+            Ok(Ran::Done(result)) => return Some(self.record_success(job, result)),
             Err(JobError::NotYet { run_at, reason }) => {
                 queue::defer(&self.pool, &job, &self.name, run_at, &reason)
                     .await
@@ -221,6 +263,43 @@ impl Worker {
         };
         if let Err(e) = recorded {
             tracing::warn!(error = %e, "could not record the job's outcome; its lease will expire and it will run again");
+        }
+        None
+    }
+
+    /// Records a succeeded attempt through the shared completion writer.
+    fn record_success(
+        &self,
+        job: Job,
+        result: String,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let (completions, metrics, worker) = (
+            self.completions.clone(),
+            self.metrics.clone(),
+            self.name.clone(),
+        );
+        async move {
+            let held = completions
+                .submit(Completion {
+                    job,
+                    worker,
+                    result,
+                })
+                .await
+                .unwrap_or_else(|| Err("the completion writer stopped".into()));
+            match held {
+                Ok(held) => {
+                    metrics.job_runs.with_label_values(&["succeeded"]).inc();
+                    if !held {
+                        tracing::warn!(
+                            "finished after losing the lease; the new holder's outcome stands"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not record the job's outcome; its lease will expire and it will run again")
+                }
+            }
         }
     }
 }

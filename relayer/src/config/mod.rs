@@ -71,6 +71,8 @@ pub struct StuckConfig {
 #[derive(Clone, Debug)]
 pub struct QueueConfig {
     pub workers: usize,
+    /// Jobs a worker claims in one statement; it runs them one after another.
+    pub claim_batch: usize,
     pub max_attempts: i32,
     pub lease: Duration,
     pub backoff_base: Duration,
@@ -213,8 +215,16 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     pub fn queue(&self) -> Result<QueueConfig, ConfigError> {
         let max_attempts: i32 = self.parsed("JOB_MAX_ATTEMPTS", "a positive integer")?;
         at_least("JOB_MAX_ATTEMPTS", max_attempts.max(0) as u64, 1)?;
+        let claim_batch: usize = self.parsed("JOB_CLAIM_BATCH", "a number of jobs, 1 to 64")?;
+        if !(1..=64).contains(&claim_batch) {
+            return Err(ConfigError {
+                var: "JOB_CLAIM_BATCH",
+                problem: "must be 1 to 64".into(),
+            });
+        }
         Ok(QueueConfig {
             workers: self.parsed("WORKERS", "a number of workers")?,
+            claim_batch,
             max_attempts,
             lease: self.secs("JOB_LEASE_SECS", 5)?,
             backoff_base: Duration::from_millis(

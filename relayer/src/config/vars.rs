@@ -52,6 +52,7 @@ pub const VARS: &[Var] = &[
     var("METRICS_BIND_ADDR", None, "serve /metrics on this address of its own, without authentication (e.g. 127.0.0.1:9100 for Prometheus); unset: /metrics needs an operator token"),
     var("PUBLIC_URL", None, "the relayer's public base URL, e.g. https://escrow.example.com, for links in Solana Actions (unset: http://<the address it listens on>; never the Host header)"),
     var("WORKERS", Some("2"), "job workers in this process"),
+    var("JOB_CLAIM_BATCH", Some("8"), "jobs a worker claims in one statement (1-64); it runs them one after another, renewing the waiting ones' leases"),
     var("JOB_MAX_ATTEMPTS", Some("8"), "attempts before a job is dead"),
     var("JOB_LEASE_SECS", Some("60"), "how long a claimed job stays locked without a heartbeat (at least 5)"),
     var("JOB_BACKOFF_BASE_MS", Some("1000"), "first retry delay; doubles per attempt, with jitter"),

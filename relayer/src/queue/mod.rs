@@ -6,8 +6,9 @@
 //! below:
 //! - `enqueue` inserts inside the caller's transaction (one job per offer and action) and
 //!   NOTIFYs `jobs`, delivered when that transaction commits;
-//! - `claim` takes the oldest runnable job with `FOR UPDATE SKIP LOCKED`, under a lease
-//!   (`locked_until`); a job whose worker died becomes claimable when its lease runs out;
+//! - `claim_up_to` takes the oldest runnable jobs, a batch per statement, with `FOR UPDATE
+//!   SKIP LOCKED`, under a lease (`locked_until`); a job whose worker died becomes claimable
+//!   when its lease runs out;
 //! - `complete` / `fail` only act while the caller still holds the lease (`locked_by`), so a
 //!   worker that lost its lease cannot overwrite the new holder's work;
 //! - failures retry with exponential backoff and jitter until `max_attempts`, then the job is
@@ -113,36 +114,82 @@ async fn notify(conn: &mut PgConnection) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Claims the oldest runnable job for `worker`: a pending job whose time has come, or a running
-/// job whose lease has expired (its worker died). The attempt is counted here; a job whose
-/// lease expired on its last attempt is dead-lettered instead of claimed, so a job that keeps
-/// killing its workers stops.
-///
-/// One statement, one round trip: the dead-lettering runs as a data-modifying CTE, which
-/// Postgres executes whether or not the claim reads it. The two touch disjoint rows (attempts
-/// left or not), as one statement must. A job whose worker died goes first, then the oldest
-/// pending one; each is one index lookup (`COALESCE` reads the second only without the first).
+/// Claims the oldest runnable job for `worker` (`claim_up_to` with one).
 pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> sqlx::Result<Option<Job>> {
-    sqlx::query_as::<_, Job>(
+    Ok(claim_up_to(pool, worker, lease, 1).await?.pop())
+}
+
+/// Claims up to `limit` runnable jobs for `worker`, oldest first: jobs whose worker died (a
+/// running job whose lease expired), then pending jobs whose time has come. Each attempt is
+/// counted here; a job whose lease expired on its last attempt is dead-lettered instead of
+/// claimed, so a job that keeps killing its workers stops.
+///
+/// One statement, one round trip and one commit for the whole batch: the dead-lettering runs as
+/// a data-modifying CTE, which Postgres executes whether or not the claim reads it. The two
+/// touch disjoint rows (attempts left or not), as one statement must. Each kind is one index
+/// range scan, the second limited to the room the first leaves under `limit`.
+pub async fn claim_up_to(
+    pool: &PgPool,
+    worker: &str,
+    lease: Duration,
+    limit: usize,
+) -> sqlx::Result<Vec<Job>> {
+    let mut jobs = sqlx::query_as::<_, Claimed>(
         "WITH dead AS (
              UPDATE jobs SET state = 'dead', locked_by = NULL, locked_until = NULL, updated_at = now(),
                     last_error = 'its worker stopped during the last attempt (crash, kill or hang): '
                                  || COALESCE(last_error, 'no error recorded')
-             WHERE state = 'running' AND locked_until < now() AND attempts >= max_attempts)
+             WHERE state = 'running' AND locked_until < now() AND attempts >= max_attempts),
+         expired AS (
+             SELECT id, 0 AS tier, locked_until AS since FROM jobs
+             WHERE state = 'running' AND locked_until < now() AND attempts < max_attempts
+             ORDER BY locked_until LIMIT $3 FOR UPDATE SKIP LOCKED),
+         ready AS (
+             SELECT id, 1 AS tier, run_at AS since FROM jobs
+             WHERE state = 'pending' AND run_at <= now()
+             ORDER BY run_at, id LIMIT (SELECT $3 - count(*) FROM expired) FOR UPDATE SKIP LOCKED),
+         picked AS (SELECT * FROM expired UNION ALL SELECT * FROM ready)
          UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
                 locked_until = now() + make_interval(secs => $2), updated_at = now()
-         WHERE id = COALESCE(
-             (SELECT id FROM jobs
-              WHERE state = 'running' AND locked_until < now() AND attempts < max_attempts
-              ORDER BY locked_until LIMIT 1 FOR UPDATE SKIP LOCKED),
-             (SELECT id FROM jobs
-              WHERE state = 'pending' AND run_at <= now()
-              ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED))
-         RETURNING *",
+         FROM picked WHERE jobs.id = picked.id
+         RETURNING jobs.*, picked.tier, picked.since",
     )
     .bind(worker)
     .bind(lease.as_secs_f64())
-    .fetch_optional(pool)
+    .bind(i64::try_from(limit.max(1)).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await?;
+    // RETURNING has no order: the order of the scans, which is the order they are to run in.
+    jobs.sort_by_key(|c| (c.tier, c.since, c.job.id));
+    Ok(jobs.into_iter().map(|c| c.job).collect())
+}
+
+/// A claimed job and where the claim found it, for ordering a batch.
+#[derive(sqlx::FromRow)]
+struct Claimed {
+    #[sqlx(flatten)]
+    job: Job,
+    tier: i32,
+    since: Option<DateTime<Utc>>,
+}
+
+/// Renews the leases of the jobs in `ids` that `worker` still holds, and returns those: a batch
+/// waiting its turn in a worker keeps its claim, and a job that lost it is not run.
+pub async fn renew(
+    pool: &PgPool,
+    ids: &[i64],
+    worker: &str,
+    lease: Duration,
+) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(
+        "UPDATE jobs SET locked_until = now() + make_interval(secs => $3)
+         WHERE id = ANY($1) AND state = 'running' AND locked_by = $2
+         RETURNING id",
+    )
+    .bind(ids)
+    .bind(worker)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
     .await
 }
 
@@ -188,21 +235,21 @@ pub async fn heartbeat(
     Ok(r.rows_affected() == 1)
 }
 
-/// Gives a claimed job back without counting the attempt (graceful shutdown).
-pub async fn release(pool: &PgPool, job: &Job, worker: &str) -> sqlx::Result<()> {
+/// Gives claimed jobs back without counting the attempt (graceful shutdown, or a batch whose
+/// turn did not come), in one statement that also wakes the other workers.
+pub async fn release(pool: &PgPool, ids: &[i64], worker: &str) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE jobs SET state = 'pending', attempts = attempts - 1, locked_by = NULL,
-                locked_until = NULL, updated_at = now()
-         WHERE id = $1 AND state = 'running' AND locked_by = $2",
+        "WITH released AS (
+             UPDATE jobs SET state = 'pending', attempts = attempts - 1, locked_by = NULL,
+                    locked_until = NULL, updated_at = now()
+             WHERE id = ANY($1) AND state = 'running' AND locked_by = $2 RETURNING id)
+         SELECT pg_notify($3, '') FROM (SELECT 1 FROM released LIMIT 1) any_released",
     )
-    .bind(job.id)
+    .bind(ids)
     .bind(worker)
+    .bind(CHANNEL)
     .execute(pool)
     .await?;
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(CHANNEL)
-        .execute(pool)
-        .await?;
     Ok(())
 }
 

@@ -54,6 +54,23 @@ async fn states(pool: &sqlx::PgPool) -> HashMap<String, i64> {
         .collect()
 }
 
+/// One worker whose handler blocks on the returned `Notify` once it has started a job.
+async fn blocked_worker(
+    url: &str,
+    edit: impl FnOnce(&mut relayer::config::Config),
+) -> (TestApp, Arc<Recorder>, Arc<Notify>) {
+    let block = Arc::new(Notify::new());
+    let recorder = Arc::new(Recorder {
+        block: Some(block.clone()),
+        ..Default::default()
+    });
+    let mut cfg = config(url);
+    cfg.queue.workers = 1;
+    edit(&mut cfg);
+    let app = spawn(cfg, Role::Worker, recorder.clone()).await;
+    (app, recorder, block)
+}
+
 #[tokio::test]
 async fn racing_workers_in_two_processes_never_run_a_job_twice() {
     let url = fresh_database().await;
@@ -234,29 +251,6 @@ async fn backoff_schedules_each_retry_later_than_the_last() {
 }
 
 #[tokio::test]
-async fn shutdown_hands_a_running_job_back() {
-    let url = fresh_database().await;
-    let block = Arc::new(Notify::new());
-    let recorder = Arc::new(Recorder {
-        block: Some(block.clone()),
-        ..Default::default()
-    });
-    let mut cfg = config(&url);
-    cfg.queue.workers = 1;
-    let app = spawn(cfg, Role::Worker, recorder.clone()).await;
-    let id = insert_job(&app.pool, 5).await;
-    recorder.started.notified().await;
-    let pool = app.pool.clone();
-    app.stop().await;
-    let job = queue::get(&pool, id).await.unwrap().unwrap();
-    assert_eq!(
-        (job.state.as_str(), job.attempts, job.locked_by),
-        ("pending", 0, None),
-        "handed back, attempt not counted"
-    );
-}
-
-#[tokio::test]
 async fn a_job_that_keeps_killing_its_workers_is_dead_lettered() {
     let url = fresh_database().await;
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
@@ -427,4 +421,111 @@ async fn completions_committed_together_are_answered_one_by_one() {
     assert!(entries
         .iter()
         .all(|e| e.contains("\"outcome\":\"succeeded\"")));
+}
+
+/// A claim takes a batch in one statement: a job whose worker died first, then the oldest
+/// pending ones, never a job another claimer holds, each attempt counted.
+#[tokio::test]
+async fn a_claim_takes_a_batch_oldest_first_and_never_a_held_job() {
+    let url = fresh_database().await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        ids.push(insert_job(&pool, 5).await);
+    }
+    let lease = Duration::from_secs(60);
+    let first = queue::claim_up_to(&pool, "a", lease, 2).await.unwrap();
+    assert_eq!(first.iter().map(|j| j.id).collect::<Vec<_>>(), ids[..2]);
+    // The first claimer dies holding ids[1]: its lease runs out (moved into the past).
+    sqlx::query("UPDATE jobs SET locked_until = now() - interval '1 second' WHERE id = $1")
+        .bind(ids[1])
+        .execute(&pool)
+        .await
+        .unwrap();
+    let second = queue::claim_up_to(&pool, "b", lease, 3).await.unwrap();
+    assert_eq!(
+        second.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [ids[1], ids[2], ids[3]],
+        "the dead worker's job first, then the oldest pending"
+    );
+    assert_eq!(second[0].attempts, 2, "the lost attempt counts");
+    assert!(second
+        .iter()
+        .all(|j| j.state == "running" && j.locked_by.as_deref() == Some("b")));
+    let rest = queue::claim_up_to(&pool, "c", lease, 64).await.unwrap();
+    assert_eq!(rest.iter().map(|j| j.id).collect::<Vec<_>>(), ids[4..]);
+    assert!(queue::claim_up_to(&pool, "d", lease, 64)
+        .await
+        .unwrap()
+        .is_empty());
+    // Renewing keeps only what the renewer still holds: ids[1] is b's now.
+    let held = queue::renew(&pool, &[ids[0], ids[1]], "a", lease)
+        .await
+        .unwrap();
+    assert_eq!(held, [ids[0]]);
+}
+
+/// A worker runs its batch one job at a time; at shutdown the job running and the jobs it has
+/// not started all go back to the queue with their attempt uncounted.
+#[tokio::test]
+async fn shutdown_hands_back_the_running_job_and_the_rest_of_its_batch() {
+    let url = fresh_database().await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(insert_job(&pool, 5).await);
+    }
+    let (app, recorder, _block) = blocked_worker(&url, |cfg| cfg.queue.claim_batch = 8).await;
+    recorder.started.notified().await;
+    assert_eq!(
+        states(&pool).await.get("running"),
+        Some(&5),
+        "one statement claimed them all"
+    );
+    app.stop().await;
+    assert_eq!(
+        recorder.runs.lock().unwrap().as_slice(),
+        [ids[0]],
+        "one at a time"
+    );
+    for id in ids {
+        let job = queue::get(&pool, id).await.unwrap().unwrap();
+        assert_eq!(
+            (job.state.as_str(), job.attempts, job.locked_by),
+            ("pending", 0, None),
+            "job {id} handed back, attempt not counted"
+        );
+    }
+}
+
+/// A job whose lease another worker took while it waited in a batch is left to that worker.
+#[tokio::test]
+async fn a_job_whose_lease_was_lost_while_waiting_in_a_batch_is_not_run() {
+    let url = fresh_database().await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let ids = [insert_job(&pool, 5).await, insert_job(&pool, 5).await];
+    // Short enough that the wait for the first job makes the batch renew before the second.
+    let (app, recorder, block) =
+        blocked_worker(&url, |cfg| cfg.queue.lease = Duration::from_secs(3)).await;
+    recorder.started.notified().await;
+    // Another worker takes the second job over, as after a lease that ran out.
+    sqlx::query("UPDATE jobs SET locked_by = 'other' WHERE id = $1")
+        .bind(ids[1])
+        .execute(&pool)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    block.notify_one();
+    eventually("the first job succeeded", || async {
+        queue::get(&pool, ids[0]).await.unwrap().unwrap().state == "succeeded"
+    })
+    .await;
+    app.stop().await;
+    assert_eq!(recorder.runs.lock().unwrap().as_slice(), [ids[0]]);
+    let taken = queue::get(&pool, ids[1]).await.unwrap().unwrap();
+    assert_eq!(
+        (taken.state.as_str(), taken.locked_by.as_deref()),
+        ("running", Some("other")),
+        "left to the worker that holds it"
+    );
 }

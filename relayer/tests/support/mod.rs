@@ -133,6 +133,7 @@ pub fn config(database_url: &str) -> Config {
         tokens: tokens(),
         queue: QueueConfig {
             workers: 2,
+            claim_batch: 8,
             max_attempts: 5,
             lease: Duration::from_secs(30),
             backoff_base: Duration::from_millis(20),

@@ -11,10 +11,13 @@
 #   - the release pipeline on solana-test-validator: PIPELINE_OFFERS (default 100) signed
 #     "delivered" webhooks to the relayer's KMS-signed approval confirmed, one at a time and in a
 #     burst, beside the node's own send-to-confirmed time (bench pipeline), with WORKERS=2 (the
-#     default) and 8. With BASELINE_REV=<git revision> the same runs measure that revision's
-#     relayer too, built from a worktree, on the same validator in the same run: before/after.
-# BENCH_SECTIONS (default "ingest queue pipeline") picks what runs; each section writes
-# bench/results/<section>.md with its machine and date, and bench/RESULTS.md is made of them all.
+#     default) and 8.
+# With BASELINE_REV=<git revision>, the ingest, queue and pipeline rows are measured for that
+# revision too (its relayer and bench built from a worktree), in the same run, one after the other
+# on the same Postgres and validator: before/after.
+# BENCH_SECTIONS (default "ingest soak queue pipeline") picks what runs; each section writes
+# bench/results/<section>.md with its machine and date, and bench/RESULTS.md is made of them all
+# (with results/program.md, the program-size levers measured by build-program.sh and cu-report).
 # Nothing here is a test: figures only. Takes ~25 minutes with the default soak.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,7 +29,7 @@ events=${INGEST_EVENTS:-6000}
 jobs=${QUEUE_JOBS:-5000}
 soak_secs=${SOAK_SECS:-600}
 pipeline_offers=${PIPELINE_OFFERS:-100}
-sections=" ${BENCH_SECTIONS:-ingest queue pipeline} "
+sections=" ${BENCH_SECTIONS:-ingest soak queue pipeline} "
 baseline_rev=${BASELINE_REV:-}
 out=bench/RESULTS.md
 mkdir -p bench/results
@@ -45,6 +48,8 @@ command -v pgbench >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninte
 (cd bench/peers/graphile && npm ci --no-audit --no-fund --prefer-offline --loglevel=error >/dev/null)
 ensure_postgres "$admin"
 
+# "label:relayer:bench" for each build measured; the baseline first.
+builds=("this commit:$relayer:$bench")
 work=$(mktemp -d)
 dbs=()
 relayer_pid=""
@@ -59,6 +64,15 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+if [ -n "$baseline_rev" ]; then
+  rev=$(git rev-parse --short "$baseline_rev")
+  echo "== building the baseline ($rev) in a worktree"
+  git worktree add --detach -f "$work/baseline" "$baseline_rev" >/dev/null
+  (cd "$work/baseline" && CARGO_TARGET_DIR=$OPENCLAW_CACHE/bench-baseline-target \
+    cargo build --quiet --locked --profile bench-build -p escrow-bench -p relayer --bin bench --bin relayer)
+  base=$OPENCLAW_CACHE/bench-baseline-target/bench-build
+  builds=("before ($rev):$base/relayer:$base/bench" "${builds[@]}")
+fi
 
 fresh_db() { # name -> URL of a new database
   local name=bench_$1_$$
@@ -76,17 +90,30 @@ ratio() { python3 -c 'import sys; print(f"{float(sys.argv[1]) / float(sys.argv[2
 bench_env=(env DATABASE_ALLOW_PRIVILEGED=true OPERATOR_RATE_LIMIT_PER_MINUTE=1000000000 ACTIONS_RATE_LIMIT_PER_MINUTE=1000000000)
 machine="$(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(free -g | awk '/Mem:/ {print $2}') GiB, $(psql "$admin" -Atc 'SHOW server_version' | cut -d' ' -f1) Postgres (local, default settings), $(date -u +%Y-%m-%d)"
 
+# Starts `relayer serve --role http` ($1) on a fresh, migrated database ($2); sets port and relayer_pid.
+serve_http() {
+  DATABASE_URL=$2 "$1" migrate
+  port=$(free_port)
+  DATABASE_URL=$2 TRACKING_HMAC_SECRET=$secret ACCESS_JWT_SECRET=$(openssl rand -hex 32) \
+    BIND_ADDR=127.0.0.1:$port WEBHOOK_RATE_LIMIT_PER_MINUTE=1000000000 RUST_LOG=error \
+    "${bench_env[@]}" "$1" serve --role http >>"$work/relayer.log" 2>&1 &
+  relayer_pid=$!
+  until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.2; done
+}
+secret=$(openssl rand -hex 32)
+best=0
+
 if runs ingest; then
 echo "== webhook ingest vs pgbench"
-ingest_db=$(fresh_db ingest)
-secret=$(openssl rand -hex 32)
-port=$(free_port)
-DATABASE_URL=$ingest_db "$relayer" migrate
-DATABASE_URL=$ingest_db TRACKING_HMAC_SECRET=$secret ACCESS_JWT_SECRET=$(openssl rand -hex 32) \
-  BIND_ADDR=127.0.0.1:$port WEBHOOK_RATE_LIMIT_PER_MINUTE=1000000000 RUST_LOG=error \
-  "${bench_env[@]}" "$relayer" serve --role http >"$work/relayer.log" 2>&1 &
-relayer_pid=$!
-until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.2; done
+# One relayer per build, each on its own database, all started first; rows alternate between them.
+ports=() pids=() ingest_dbs=()
+for i in "${!builds[@]}"; do
+  rest=${builds[$i]#*:}
+  ingest_dbs[i]=$(fresh_db "ingest$i")
+  serve_http "${rest%%:*}" "${ingest_dbs[i]}"
+  ports[i]=$port pids[i]=$relayer_pid
+done
+relayer_pid=""
 pg_db=$(fresh_db pgbench)
 psql "$pg_db" -qc "CREATE TABLE events (id bigserial PRIMARY KEY, event_id text NOT NULL UNIQUE,
                     payload jsonb NOT NULL, received_at timestamptz NOT NULL DEFAULT now())"
@@ -94,67 +121,70 @@ cat >"$work/insert.sql" <<'SQL'
 INSERT INTO events (event_id, payload) VALUES (md5(random()::text || clock_timestamp()::text), '{"status":"in_transit"}');
 SQL
 ingest_rows=""
-best=0
 for c in 1 4 16 64; do
-  r=$("$bench" ingest --url "http://127.0.0.1:$port" --secret "$secret" --database-url "$ingest_db" --concurrency "$c" --events "$events")
   tps=$(pgbench -n -c "$c" -j 2 -T 10 -f "$work/insert.sql" "$pg_db" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
-  echo "   concurrency $c: relayer $(fmt "$(field "$r" per_second)" 0)/s, pgbench $(fmt "$tps" 0)/s"
-  ingest_rows+="| $c | $(fmt "$(field "$r" per_second)" 0) | $(fmt "$(field "$r" p50_ms)" 2) | $(fmt "$(field "$r" p99_ms)" 2) | $(fmt "$(field "$r" p999_ms)" 2) | $(field "$r" accepted) / $(field "$r" committed) | $(field "$r" errors) | $(fmt "$tps" 0) | $(ratio "$(field "$r" per_second)" "$tps") |"$'\n'
-  best=$(python3 -c 'import sys; print(max(float(sys.argv[1]), float(sys.argv[2])))' "$best" "$(field "$r" per_second)")
+  for i in "${!builds[@]}"; do
+    label=${builds[$i]%%:*}
+    r=$("$bench" ingest --url "http://127.0.0.1:${ports[i]}" --secret "$secret" --database-url "${ingest_dbs[i]}" --concurrency "$c" --events "$events")
+    echo "   concurrency $c, $label: relayer $(fmt "$(field "$r" per_second)" 0)/s, pgbench $(fmt "$tps" 0)/s"
+    ingest_rows+="| $c | $label | $(fmt "$(field "$r" per_second)" 0) | $(fmt "$(field "$r" p50_ms)" 2) | $(fmt "$(field "$r" p99_ms)" 2) | $(fmt "$(field "$r" p999_ms)" 2) | $(field "$r" accepted) / $(field "$r" committed) | $(field "$r" errors) | $(fmt "$tps" 0) | $(ratio "$(field "$r" per_second)" "$tps") |"$'\n'
+    [ "$label" = "this commit" ] && best=$(python3 -c 'import sys; print(max(float(sys.argv[1]), float(sys.argv[2])))' "$best" "$(field "$r" per_second)")
+  done
 done
-
-echo "== soak: ${soak_secs}s at half the best rate"
-rate=$(python3 -c 'import sys; print(max(1, int(float(sys.argv[1]) / 2)))' "$best")
-soak=$("$bench" soak --url "http://127.0.0.1:$port" --secret "$secret" --pid "$relayer_pid" --rate "$rate" --seconds "$soak_secs")
-kill "$relayer_pid"; wait "$relayer_pid" 2>/dev/null || true; relayer_pid=""
+for pid in "${pids[@]}"; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
 {
   echo "## Webhook ingest ($events signed events per row, distinct ids; each accepted event is an event row and an audit entry, committed before the answer; events arriving together share a transaction)"
   echo
-  echo "$machine. Load generator, relayer and Postgres share the machine."
+  echo "$machine. Load generator, relayer and Postgres share the machine; at each concurrency pgbench runs first, then each build in turn."
   echo
-  echo "| concurrency | relayer events/s | p50 ms | p99 ms | p99.9 ms | accepted / committed | errors | pgbench single-row inserts/s | ratio |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| concurrency | relayer | events/s | p50 ms | p99 ms | p99.9 ms | accepted / committed | errors | pgbench single-row inserts/s | ratio |"
+  echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s' "$ingest_rows"
-  echo
+} >bench/results/ingest.md
+fi
+
+if runs soak; then
+rate=${SOAK_RATE:-$(python3 -c 'import sys; b = float(sys.argv[1]); print(int(b / 2) if b else 5000)' "$best")}
+echo "== soak: ${soak_secs}s at $rate webhooks/s"
+serve_http "$relayer" "$(fresh_db soak)"
+soak=$("$bench" soak --url "http://127.0.0.1:$port" --secret "$secret" --pid "$relayer_pid" --rate "$rate" --seconds "$soak_secs")
+kill "$relayer_pid"; wait "$relayer_pid" 2>/dev/null || true; relayer_pid=""
+{
   echo "## Soak"
+  echo
+  echo "$machine."
   echo
   echo "$(field "$soak" sent) webhooks at $(field "$soak" rate)/s ($(fmt "$(field "$soak" achieved_per_second)" 0)/s achieved) from $(field "$soak" connections) connections over $(fmt "$(field "$soak" seconds)" 0) s: $(field "$soak" errors) errors; relayer RSS $(field "$soak" rss_start_kib) KiB at start, $(field "$soak" rss_end_kib) KiB at the end, $(field "$soak" rss_max_kib) KiB at most (first-tenth average $(field "$soak" rss_early_avg_kib), last-tenth $(field "$soak" rss_late_avg_kib))."
   echo
   echo "RSS every 10 s, MiB: $(python3 -c 'import json,sys; print(" ".join(map(str, json.loads(sys.argv[1])["rss_mib_every_10s"])))' "$soak")"
-} >bench/results/ingest.md
+} >bench/results/soak.md
 fi
 
 if runs queue; then
 echo "== queue vs graphile-worker"
 queue_rows=""
 for w in 1 2 4; do
-  r=$("$bench" queue --database-url "$(fresh_db "queue$w")" --workers "$w" --jobs "$jobs")
   g=$(cd bench/peers/graphile && node queue.mjs "$(fresh_db "graphile$w")" "$w" "$jobs")
-  echo "   $w workers: relayer $(fmt "$(field "$r" per_second)" 0)/s, graphile-worker $(fmt "$(field "$g" per_second)" 0)/s"
-  queue_rows+="| $w | $(fmt "$(field "$r" per_second)" 0) | $(fmt "$(field "$r" max_lag_s)" 1) | $(fmt "$(field "$g" per_second)" 0) | $(fmt "$(field "$g" max_lag_s)" 1) | $(ratio "$(field "$r" per_second)" "$(field "$g" per_second)") |"$'\n'
+  for i in "${!builds[@]}"; do
+    label=${builds[$i]%%:*} qbench=${builds[$i]##*:}
+    r=$("$qbench" queue --database-url "$(fresh_db "queue${w}_$i")" --workers "$w" --jobs "$jobs")
+    echo "   $w workers, $label: relayer $(fmt "$(field "$r" per_second)" 0)/s, graphile-worker $(fmt "$(field "$g" per_second)" 0)/s"
+    queue_rows+="| $w | $label | $(fmt "$(field "$r" per_second)" 0) | $(fmt "$(field "$r" max_lag_s)" 1) | $(fmt "$(field "$g" per_second)" 0) | $(fmt "$(field "$g" max_lag_s)" 1) | $(ratio "$(field "$r" per_second)" "$(field "$g" per_second)") |"$'\n'
+  done
 done
 {
   echo "## Job queue ($jobs no-op jobs)"
   echo
-  echo "$machine."
+  echo "$machine. At each worker count graphile-worker runs first, then each build in turn, each on a fresh database."
   echo
-  echo "| workers | relayer jobs/s | relayer max lag s | graphile-worker jobs/s | graphile-worker max lag s | ratio |"
-  echo "|---:|---:|---:|---:|---:|---:|"
+  echo "| workers | relayer | jobs/s | max lag s | graphile-worker jobs/s | graphile-worker max lag s | ratio |"
+  echo "|---:|---|---:|---:|---:|---:|---:|"
   printf '%s' "$queue_rows"
 } >bench/results/queue.md
 fi
 
 if runs pipeline; then
 echo "== release pipeline on solana-test-validator ($pipeline_offers offers one at a time, then $pipeline_offers at once)"
-relayers=("current:$relayer")
-if [ -n "$baseline_rev" ]; then
-  rev=$(git rev-parse --short "$baseline_rev")
-  echo "   building the baseline relayer ($rev) in a worktree"
-  git worktree add --detach -f "$work/baseline" "$baseline_rev" >/dev/null
-  (cd "$work/baseline" && CARGO_TARGET_DIR=$OPENCLAW_CACHE/bench-baseline-target \
-    cargo build --quiet --locked --profile bench-build -p relayer --bin relayer)
-  relayers=("$rev:$OPENCLAW_CACHE/bench-baseline-target/bench-build/relayer" "${relayers[@]}")
-fi
 # Its own validator and dev OpenBao (in $work), a fresh database per run, `relayer serve` executing.
 rpc=$(SOLANA_TEST_VALIDATOR=$validator LOCALNET_RPC_PORT=$(free_port) scripts/localnet.sh start)
 eval "$(OPENBAO_ADDR=127.0.0.1:$(free_port) OPENBAO_DEV_TOKEN=$(openssl rand -hex 16) scripts/openbao.sh start)"
@@ -163,8 +193,9 @@ jwt_secret=$(openssl rand -hex 32)
 address=$("$relayer" signer check | sed -n 's/^address: //p')
 pipeline_rows=""
 floor_row=""
-for entry in "${relayers[@]}"; do
-  name=${entry%%:*} bin=${entry#*:}
+for i in "${!builds[@]}"; do
+  label=${builds[$i]%%:*} rest=${builds[$i]#*:}
+  bin=${rest%%:*} name=$i
   for workers in 2 8; do
     pipeline_db=$(fresh_db "pipeline_${name}_$workers")
     DATABASE_URL=$pipeline_db "$bin" migrate
@@ -179,7 +210,6 @@ for entry in "${relayers[@]}"; do
       --secret "$secret" --jwt-secret "$jwt_secret" --relayer "$address" --offers "$pipeline_offers")
     kill "$relayer_pid"; wait "$relayer_pid" 2>/dev/null || true; relayer_pid=""
     ms() { fmt "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]][sys.argv[3]])' "$p" "$1" "$2")" 0; }
-    label=$([ "$name" = current ] && echo "this commit" || echo "before ($name)")
     echo "   $label, WORKERS=$workers: one at a time p50 $(ms one_at_a_time p50_ms) ms; burst done $(fmt "$(field "$p" burst_after_last_webhook_ms)" 0) ms after the last webhook"
     pipeline_rows+="| $label | $workers | $(ms one_at_a_time p50_ms) | $(ms one_at_a_time p99_ms) | $(ms burst p50_ms) | $(ms burst p99_ms) | $(fmt "$(field "$p" burst_seconds)" 2) | $(fmt "$(field "$p" burst_after_last_webhook_ms)" 0) | $(field "$p" approvals_on_chain) / $(field "$p" escrows) |"$'\n'
     floor_row="the node alone (a transfer signed in-process, sent, polled every 10 ms until confirmed): p50 $(ms floor p50_ms) ms, p99 $(ms floor p99_ms) ms, max $(ms floor max_ms) ms."
@@ -204,7 +234,7 @@ fi
   echo "# Benchmarks"
   echo
   echo "Written by \`scripts/bench.sh\`; each section says the machine and day it was measured on."
-  for section in ingest queue pipeline; do
+  for section in ingest soak queue pipeline program; do
     [ -f "bench/results/$section.md" ] && { echo; cat "bench/results/$section.md"; }
   done
 } >"$out"

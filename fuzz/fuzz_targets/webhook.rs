@@ -231,8 +231,10 @@ fn one_header(name: &'static str, value: &str) -> HeaderMap {
     h
 }
 
+/// An id the parser takes as event_id: 1..=128 bytes, not blank, no control character (a
+/// `webhook-id` header may carry a tab, which the parser refuses).
 fn usable_id(id: &str) -> bool {
-    !id.trim().is_empty() && id.len() <= 128
+    !id.trim().is_empty() && id.len() <= 128 && !id.chars().any(char::is_control)
 }
 
 /// `TrackingEvent::parse` either refuses the body or returns an event within the limits it

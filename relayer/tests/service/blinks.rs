@@ -2,144 +2,16 @@
 //! party's own key, land it on the embedded chain (the compiled program in LiteSVM), and check
 //! the escrow is exactly what the action promised.
 
-use std::sync::Arc;
-
-use crate::support::*;
+use crate::{market::*, support::*};
 use anchor_lang::prelude::Pubkey;
-use base64::Engine;
 use escrow::{EscrowStatus, Outcome};
-use escrow_tests::fixtures::{World, AMOUNT, BUYER_FUNDS, TIMELOCK};
-use relayer::{chain::embedded::EmbeddedChain, domain::offer::deal_ref};
-use serde_json::{json, Value};
+use escrow_tests::fixtures::{AMOUNT, BUYER_FUNDS, TIMELOCK};
+use relayer::domain::offer::deal_ref;
+use serde_json::Value;
 use solana_keypair::Keypair;
 use solana_signer::Signer;
 use solana_transaction::Transaction;
 use uuid::Uuid;
-
-struct Market {
-    world: World,
-    chain: EmbeddedChain,
-    buyer_token: Pubkey,
-    /// A week from now by the wall clock: the relayer checks deadlines against it.
-    refund_after: i64,
-    app: TestApp,
-}
-
-/// A buyer with tokens in their wallet's token account, and a relayer serving Actions on the
-/// same chain. Nothing exists on-chain for the deal yet.
-async fn market() -> Market {
-    let mut world = World::new();
-    let buyer_token = world
-        .svm
-        .associated_token_account(&world.mint, &world.buyer.pubkey());
-    world.svm.mint_to(&world.mint, &buyer_token, BUYER_FUNDS);
-    world
-        .svm
-        .associated_token_account(&world.mint, &world.seller.pubkey());
-    let chain = EmbeddedChain::from_svm(std::mem::take(&mut world.svm.svm));
-    let app = spawn_with_chain(config(&fresh_database().await), Arc::new(chain.clone())).await;
-    Market {
-        world,
-        chain,
-        buyer_token,
-        refund_after: chrono::Utc::now().timestamp() + 7 * 86_400,
-        app,
-    }
-}
-
-impl Market {
-    fn terms(&self) -> Value {
-        let a = &self.world.args;
-        json!({
-            "id": a.id,
-            "approvers": a.approvers.iter().map(Pubkey::to_string).collect::<Vec<_>>(),
-            "threshold": a.threshold, "timelock_secs": a.timelock_secs,
-            "refund_after": self.refund_after,
-        })
-    }
-
-    /// Registers the offer with its terms (no escrow address: the relayer derives it).
-    async fn register(&self) -> (Uuid, Value) {
-        let w = &self.world;
-        let resp = self
-            .app
-            .http
-            .post(self.app.url("/v1/offers"))
-            .bearer_auth(self.app.token())
-            .json(&json!({
-                "buyer": w.buyer.pubkey().to_string(), "seller": w.seller.pubkey().to_string(),
-                "mint": w.mint.to_string(), "amount": AMOUNT,
-                "tracking_number": "1ZACTION", "carrier": "ups", "terms": self.terms(),
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 201);
-        let offer: Value = resp.json().await.unwrap();
-        (offer["id"].as_str().unwrap().parse().unwrap(), offer)
-    }
-
-    async fn get(&self, path: &str) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Value) {
-        let resp = self.app.http.get(self.app.url(path)).send().await.unwrap();
-        (
-            resp.status(),
-            resp.headers().clone(),
-            resp.json().await.unwrap(),
-        )
-    }
-
-    /// POSTs `{"account": account}` to an action; returns the status and body.
-    async fn post(&self, action: &str, offer: Uuid, account: &Pubkey) -> (u16, Value) {
-        let resp = self
-            .app
-            .http
-            .post(self.app.url(&format!("/api/actions/{action}/{offer}")))
-            .json(&json!({ "account": account.to_string() }))
-            .send()
-            .await
-            .unwrap();
-        (resp.status().as_u16(), resp.json().await.unwrap())
-    }
-
-    /// Asks for an action's transaction as `wallet`, signs it with that key and lands it.
-    async fn act(&self, action: &str, offer: Uuid, wallet: &Keypair) {
-        let (status, body) = self.post(action, offer, &wallet.pubkey()).await;
-        assert_eq!(status, 200, "{action}: {body}");
-        let mut tx = decode(&body);
-        assert_eq!(tx.message.account_keys[0], wallet.pubkey(), "fee payer");
-        let blockhash = tx.message.recent_blockhash;
-        tx.try_sign(&[wallet], blockhash).expect("the wallet signs");
-        self.chain
-            .submit(&tx)
-            .unwrap_or_else(|e| panic!("{action} landed: {:?}", e.meta.logs));
-    }
-
-    fn escrow(&self) -> Option<escrow::Escrow> {
-        use anchor_lang::AccountDeserialize;
-        let account = self.chain.svm().get_account(&self.world.deal.escrow)?;
-        escrow::Escrow::try_deserialize(&mut account.data.as_slice()).ok()
-    }
-
-    fn balance(&self, token_account: &Pubkey) -> u64 {
-        let data = self.chain.svm().get_account(token_account).unwrap().data;
-        u64::from_le_bytes(data[64..72].try_into().unwrap())
-    }
-
-    fn set_chain_time(&self, unix_timestamp: i64) {
-        let mut svm = self.chain.svm();
-        let mut clock = svm.get_sysvar::<anchor_lang::prelude::Clock>();
-        clock.unix_timestamp = unix_timestamp;
-        svm.set_sysvar(&clock);
-    }
-}
-
-fn decode(body: &Value) -> Transaction {
-    assert_eq!(body["type"], "transaction");
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(body["transaction"].as_str().expect("transaction"))
-        .expect("base64");
-    bincode::deserialize(&bytes).expect("a serialized transaction")
-}
 
 #[tokio::test]
 async fn the_deposit_action_funds_the_escrow_exactly_as_promised() {

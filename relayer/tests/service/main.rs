@@ -13,6 +13,7 @@ mod database_roles;
 mod edge;
 mod kms_aws;
 mod kms_gcp;
+mod market;
 mod operator_api;
 mod providers;
 mod queue;

@@ -17,6 +17,9 @@ target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,s
 echo "== building the program and the demo (the first run installs toolchain pieces; later runs take seconds)"
 SKIP_IDL=1 scripts/build-program.sh
 cargo build --quiet --locked -p escrow-demo
+# The deal page's script, which the relayer serves at /deals/<offer>.
+PAGE_SCRIPT=$(scripts/page.sh build)
+export PAGE_SCRIPT
 
 work=$(mktemp -d)
 admin=${DEMO_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}

@@ -45,6 +45,10 @@ scripts/ops-check.sh
 echo "== the TypeScript client (generated from the IDL; type-checked with an example deposit)"
 scripts/ts-client.sh check
 
+echo "== the deal page: its script (clients/ts/page), and Debian's Chromium for its browser test"
+export PAGE_SCRIPT=${PAGE_SCRIPT:-$(scripts/page.sh build)}
+export CHROMIUM=${CHROMIUM:-$(scripts/page.sh browser)}
+
 echo "== fuzzing, briefly: the webhook path and instruction decoding (scripts/fuzz.sh runs longer)"
 scripts/fuzz.sh --smoke
 

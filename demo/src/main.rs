@@ -165,6 +165,9 @@ async fn story(stop: CancellationToken) -> anyhow::Result<()> {
         "offer {offer_id}, escrow {escrow} (not on-chain yet)"
     ));
     say(&format!("blink: {base}/api/actions/deposit/{offer_id}"));
+    say(&format!(
+        "deal page for buyer and seller: {base}/deals/{offer_id}"
+    ));
 
     step("the buyer opens the blink in their wallet and signs");
     let action = api.get(&format!("/api/actions/deposit/{offer_id}")).await?;
@@ -267,6 +270,13 @@ async fn story(stop: CancellationToken) -> anyhow::Result<()> {
         say(&format!("    {line}"));
     }
     say(&format!("offer record {base}/v1/offers/{offer_id}"));
+    let page = api.text(&format!("/deals/{offer_id}")).await?;
+    if !page.contains("Released: the seller has been paid.") {
+        bail!("the deal page does not show the release: {base}/deals/{offer_id}");
+    }
+    say(&format!(
+        "deal page    {base}/deals/{offer_id}: \"Released: the seller has been paid.\""
+    ));
     let trail: Vec<(String, String)> = sqlx::query_as(
         "SELECT j.action, c.signature FROM chain_txs c JOIN jobs j ON j.id = c.job_id
          WHERE j.offer_id = $1::uuid ORDER BY c.id",

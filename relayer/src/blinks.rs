@@ -34,6 +34,8 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
+    pub const ALL: [Self; 4] = [Self::Deposit, Self::Approve, Self::Dispute, Self::Refund];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Deposit => "deposit",
@@ -43,7 +45,7 @@ impl ActionKind {
         }
     }
 
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Self::Deposit => "Fund escrow",
             Self::Approve => "Approve release",
@@ -56,7 +58,7 @@ impl ActionKind {
 impl FromStr for ActionKind {
     type Err = ActionError;
     fn from_str(s: &str) -> Result<Self, ActionError> {
-        [Self::Deposit, Self::Approve, Self::Dispute, Self::Refund]
+        Self::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
@@ -93,7 +95,7 @@ pub struct Policy {
 }
 
 impl Policy {
-    fn from_offer(offer: &Offer) -> Option<Self> {
+    pub fn from_offer(offer: &Offer) -> Option<Self> {
         let terms = offer.terms.as_ref()?;
         Some(Self {
             approvers: terms.approvers.clone(),
@@ -103,7 +105,7 @@ impl Policy {
         })
     }
 
-    fn from_escrow(state: &Escrow) -> Self {
+    pub fn from_escrow(state: &Escrow) -> Self {
         Self {
             approvers: state.approvers().to_vec(),
             threshold: state.threshold,
@@ -168,13 +170,14 @@ pub struct Metadata {
 }
 
 /// The chain's view of an offer: its escrow, if it exists, and the mint's decimals.
-struct OnChain {
-    escrow: Option<Escrow>,
-    decimals: Option<u8>,
+pub struct OnChain {
+    /// The offer's own deal: refused (`read_chain`) when the escrow there is another deal.
+    pub escrow: Option<Escrow>,
+    pub decimals: Option<u8>,
     token_program: Option<Pubkey>,
 }
 
-async fn read_chain(chain: &dyn Chain, offer: &Offer) -> Result<OnChain, ActionError> {
+pub async fn read_chain(chain: &dyn Chain, offer: &Offer) -> Result<OnChain, ActionError> {
     let escrow = match deal::read(chain, &offer.escrow).await? {
         EscrowAt::Nothing => None,
         EscrowAt::Foreign(why) => return Err(refused(why)),
@@ -246,21 +249,30 @@ pub async fn describe(
     if let Some(policy) = &policy {
         description = format!("{description} {}", policy.summary(offer));
     }
-    let funded = escrow.is_some_and(|e| e.status() == EscrowStatus::Funded);
-    let closed = match (kind, on_chain.is_some()) {
-        (_, false) => Some("the relayer has no chain configured".to_owned()),
-        (ActionKind::Deposit, true) if funded => Some("this offer is already funded".into()),
-        (ActionKind::Deposit, true) if policy.is_none() => Some(NO_TERMS.into()),
-        (ActionKind::Deposit, true) => None,
-        (_, true) if !funded => Some("the escrow is not funded (yet, or any more)".into()),
-        _ => None,
-    };
     Ok(Metadata {
         title: format!("Escrow for offer {}", offer.id),
         description,
         label: kind.label(),
-        closed,
+        closed: closed(kind, on_chain.as_ref(), policy.is_some()),
     })
+}
+
+/// Why `kind` cannot be taken now, given the chain as read (`None`: no chain configured).
+pub fn closed(kind: ActionKind, on_chain: Option<&OnChain>, has_policy: bool) -> Option<String> {
+    let Some(on_chain) = on_chain else {
+        return Some("the relayer has no chain configured".to_owned());
+    };
+    let funded = on_chain
+        .escrow
+        .as_ref()
+        .is_some_and(|e| e.status() == EscrowStatus::Funded);
+    match kind {
+        ActionKind::Deposit if funded => Some("this offer is already funded".into()),
+        ActionKind::Deposit if !has_policy => Some(NO_TERMS.into()),
+        ActionKind::Deposit => None,
+        _ if !funded => Some("the escrow is not funded (yet, or any more)".into()),
+        _ => None,
+    }
 }
 
 const NO_TERMS: &str =

@@ -34,6 +34,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod deal;
+pub mod deal_page;
 pub mod domain;
 pub mod error;
 pub mod failpoint;

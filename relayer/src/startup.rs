@@ -113,8 +113,9 @@ impl Application {
             ),
         };
         let public_url = public_url(&config, listener.as_ref());
+        let page_script = page_script(&config)?;
         Ok(Self {
-            state: AppState::new(pool, config, Metrics::new(), public_url),
+            state: AppState::new(pool, config, Metrics::new(), public_url, page_script),
             listener,
             metrics_listener,
             handler,
@@ -311,4 +312,19 @@ pub async fn shutdown_on_signal(token: CancellationToken) {
     }
     tracing::info!("shutting down: finishing requests in flight, handing back claimed jobs");
     token.cancel();
+}
+
+/// `PAGE_SCRIPT`, read once: a path that cannot be read stops start-up, naming the fix.
+fn page_script(config: &Config) -> anyhow::Result<Option<Arc<[u8]>>> {
+    let Some(path) = &config.http.page_script else {
+        return Ok(None);
+    };
+    let bytes = std::fs::read(path).map_err(|e| {
+        anyhow::anyhow!(
+            "PAGE_SCRIPT={}: cannot read the deal page's script ({e}); build it with \
+             scripts/page.sh, or unset PAGE_SCRIPT to serve the page without it",
+            path.display()
+        )
+    })?;
+    Ok(Some(bytes.into()))
 }

@@ -31,6 +31,8 @@ pub struct AppState {
     pub shipengine: Option<Arc<crate::providers::shipengine::Jwks>>,
     /// Where verified tracking events are stored (group commit).
     pub ingest: Ingest,
+    /// The deal page's script (`PAGE_SCRIPT`), read at start-up.
+    pub page_script: Option<Arc<[u8]>>,
 }
 
 impl AppState {
@@ -51,7 +53,13 @@ impl AppState {
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, config: Config, metrics: Metrics, public_url: String) -> Self {
+    pub fn new(
+        pool: PgPool,
+        config: Config,
+        metrics: Metrics,
+        public_url: String,
+        page_script: Option<Arc<[u8]>>,
+    ) -> Self {
         let secrets = config.secrets.clone();
         let shipengine = config
             .http
@@ -69,6 +77,7 @@ impl AppState {
             chain: None,
             blockchain_id: Arc::default(),
             shipengine,
+            page_script,
         }
     }
 }

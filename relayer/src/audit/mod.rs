@@ -218,6 +218,12 @@ pub async fn checkpoints(pool: &PgPool) -> sqlx::Result<Vec<Checkpoint>> {
         .await
 }
 
+pub async fn latest_checkpoint(pool: &PgPool) -> sqlx::Result<Option<Checkpoint>> {
+    sqlx::query_as("SELECT * FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1")
+        .fetch_optional(pool)
+        .await
+}
+
 /// Records a new relayer key in the log when `signer` is not the key of the last checkpoint, so
 /// that `relayer audit verify` accepts the new key's checkpoints (see `verify`). Returns whether
 /// it did.

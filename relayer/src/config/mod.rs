@@ -48,6 +48,8 @@ pub struct HttpConfig {
     pub public_url: Option<String>,
     /// Terminate TLS here (and optionally require client certificates on the operator API).
     pub tls: Option<crate::tls::TlsConfig>,
+    /// `PAGE_SCRIPT`: the deal page's built script; `None`: the page is served without it.
+    pub page_script: Option<std::path::PathBuf>,
 }
 
 /// What an operator token must be: HS256 with the secrets, this issuer and audience, a `jti`,
@@ -183,6 +185,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             metrics_bind: self.parsed_opt("METRICS_BIND_ADDR", "host:port")?,
             public_url: self.public_url()?,
             tls: self.tls()?,
+            page_script: self.optional("PAGE_SCRIPT").map(Into::into),
         })
     }
 

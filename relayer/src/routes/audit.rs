@@ -46,6 +46,14 @@ pub async fn checkpoints(State(app): State<AppState>) -> Result<Json<Vec<Checkpo
     Ok(Json(audit::checkpoints(&app.pool).await?))
 }
 
+/// The newest checkpoint, or `null` before the first is signed (not a 404: browsers log those
+/// as errors, and "none yet" is an answer).
+pub async fn latest_checkpoint(
+    State(app): State<AppState>,
+) -> Result<Json<Option<Checkpoint>>, ApiError> {
+    Ok(Json(audit::latest_checkpoint(&app.pool).await?))
+}
+
 /// Opens an entry's `operator_commitment` (operators only): who it was, and the nonce that
 /// makes `sha256("openclaw-escrow operator\n" || nonce hex || "\n" || operator)` the commitment.
 pub async fn operator(

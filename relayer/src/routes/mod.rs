@@ -2,6 +2,7 @@
 //! and body timeouts, security headers, no compressed bodies.
 pub mod audit;
 pub mod blinks;
+pub mod deals;
 pub mod health;
 pub mod jobs;
 pub mod limits;
@@ -47,6 +48,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/entries", get(audit::entries))
         .route("/v1/audit/offers/{id}", get(audit::of_offer))
         .route("/v1/audit/checkpoints", get(audit::checkpoints))
+        .route(
+            "/v1/audit/checkpoints/latest",
+            get(audit::latest_checkpoint),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), per_ip_audit));
     let https = http.tls.is_some();
     Router::new()
@@ -59,6 +64,7 @@ pub fn router(state: AppState) -> Router {
             post(webhooks::provider).layer(DefaultBodyLimit::max(webhook_limit)),
         )
         .merge(blinks::router(state.clone()))
+        .merge(deals::router(state.clone()))
         .merge(operator)
         .merge(public_audit)
         .route("/healthz", get(health::live))

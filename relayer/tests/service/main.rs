@@ -10,6 +10,7 @@ mod support;
 mod audit;
 mod blinks;
 mod database_roles;
+mod deal_page;
 mod edge;
 mod kms_aws;
 mod kms_gcp;

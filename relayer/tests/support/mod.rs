@@ -118,6 +118,7 @@ pub fn config(database_url: &str) -> Config {
             metrics_bind: None,
             public_url: None,
             tls: None,
+            page_script: None,
         },
         secrets: Secrets {
             tracking: vec![

@@ -1,0 +1,519 @@
+//! What the deal page (`GET /deals/{offer}`) shows of a deal, in plain words: the registered
+//! terms, the escrow as the chain holds it, the program's own events for this deal with their
+//! transactions, and which wallet actions are open.
+//!
+//! Public, like the Actions: whoever holds the offer's id sees its parties and terms, which the
+//! chain shows anyway. Never the tracking number. The events are read as the watchtower reads
+//! them (`escrow::event_log`): successful transactions only, lines this program wrote, and only
+//! for the deal the offer is bound to, never a later deal at the same address.
+use anchor_lang::{prelude::Pubkey, AnchorDeserialize, Discriminator};
+use escrow::{
+    client,
+    events::{
+        Approved, Cancelled, Created, Deposited, Disputed, Refunded, Released, Revoked, Scheduled,
+    },
+    Escrow, EscrowStatus, Outcome, Party, RefundReason,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{
+    blinks::{self, human_duration, human_time, ActionError, ActionKind, OnChain, Policy},
+    chain::Chain,
+    domain::offer::Offer,
+};
+
+/// The escrow's transactions read for its timeline (the watchtower reads as many).
+const HISTORY: usize = crate::deal::HISTORY_WINDOW;
+
+#[derive(Serialize)]
+pub struct DealView {
+    pub offer: Uuid,
+    pub escrow: String,
+    pub buyer: String,
+    pub seller: String,
+    pub mint: String,
+    /// Base units, as a string: a u64 does not fit a JavaScript number.
+    pub amount: String,
+    /// "25.000000 tokens", or "25000000 base units" when the mint's decimals are unknown.
+    pub amount_text: String,
+    pub carrier: String,
+    /// The relayer's view of the shipment (`awaiting_shipment`, `delivered`, ...).
+    pub shipment: &'static str,
+    pub settlement: Option<&'static str>,
+    /// Where the deal stands, in a sentence.
+    pub state_text: String,
+    pub policy: Option<PolicyView>,
+    /// The escrow, while it is open; `None` before it is created and after it closes.
+    pub escrow_state: Option<EscrowView>,
+    /// The chain's clock, which the timelocks follow (not the browser's).
+    pub chain_time: Option<i64>,
+    /// The program's events for this deal, oldest first.
+    pub events: Vec<ChainEvent>,
+    pub actions: Vec<ActionView>,
+    /// Why the chain could not be read, when it could not: the rest is the relayer's record.
+    pub chain_problem: Option<String>,
+    pub cluster: ClusterView,
+}
+
+#[derive(Serialize)]
+pub struct PolicyView {
+    pub approvers: Vec<Approver>,
+    pub threshold: u8,
+    pub timelock_secs: u32,
+    pub refund_after: i64,
+    pub text: String,
+}
+
+#[derive(Serialize)]
+pub struct Approver {
+    pub address: String,
+    /// "buyer", "seller", "relayer" or "approver".
+    pub role: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct EscrowView {
+    /// "awaiting_deposit" or "funded".
+    pub status: &'static str,
+    pub received_text: String,
+    /// Roles of those who approved each outcome, in approver order.
+    pub release_approved_by: Vec<&'static str>,
+    pub refund_approved_by: Vec<&'static str>,
+    /// "release" or "refund", once its approvals reached the threshold.
+    pub scheduled: Option<&'static str>,
+    /// When the scheduled outcome may be paid out: the dispute window's end.
+    pub eta: Option<i64>,
+    pub refund_after: i64,
+    pub disputed_by: Vec<&'static str>,
+    pub created_slot: u64,
+}
+
+#[derive(Serialize)]
+pub struct ChainEvent {
+    pub kind: &'static str,
+    pub text: String,
+    pub signature: String,
+    pub slot: u64,
+}
+
+#[derive(Serialize)]
+pub struct ActionView {
+    pub kind: &'static str,
+    pub label: &'static str,
+    pub href: String,
+    /// Why it is not open now.
+    pub closed: Option<String>,
+}
+
+#[derive(Clone, Serialize)]
+pub struct ClusterView {
+    /// The Wallet Standard chain the page asks wallets to send on (`solana:devnet`, ...).
+    pub wallet_chain: String,
+    /// An explorer's transaction page, `{signature}` to be replaced; `None` for a chain no
+    /// explorer can show (the in-process one).
+    pub explorer_tx: Option<String>,
+}
+
+impl ClusterView {
+    /// From `CLUSTER`: a moniker or an RPC URL. `None`: the in-process chain.
+    pub fn for_cluster(cluster: Option<&str>) -> Self {
+        const EXPLORER: &str = "https://explorer.solana.com/tx/{signature}";
+        let (wallet_chain, explorer_tx) = match cluster {
+            None => ("solana:localnet", None),
+            Some("mainnet-beta" | "mainnet") => ("solana:mainnet", Some(EXPLORER.to_owned())),
+            Some(c @ ("devnet" | "testnet")) => (
+                if c == "devnet" {
+                    "solana:devnet"
+                } else {
+                    "solana:testnet"
+                },
+                Some(format!("{EXPLORER}?cluster={c}")),
+            ),
+            Some(other) => {
+                let url = if other == "localnet" {
+                    "http://127.0.0.1:8899"
+                } else {
+                    other
+                };
+                let encoded =
+                    percent_encoding::utf8_percent_encode(url, percent_encoding::NON_ALPHANUMERIC);
+                (
+                    "solana:localnet",
+                    Some(format!("{EXPLORER}?cluster=custom&customUrl={encoded}")),
+                )
+            }
+        };
+        Self {
+            wallet_chain: wallet_chain.to_owned(),
+            explorer_tx,
+        }
+    }
+}
+
+/// Names an address of the deal by its part in it.
+struct Roles<'a> {
+    offer: &'a Offer,
+    relayer: Option<Pubkey>,
+}
+
+impl Roles<'_> {
+    fn of(&self, address: &Pubkey) -> &'static str {
+        if *address == self.offer.buyer {
+            "buyer"
+        } else if *address == self.offer.seller {
+            "seller"
+        } else if Some(*address) == self.relayer {
+            "relayer"
+        } else {
+            "approver"
+        }
+    }
+
+    /// The roles of the approvers whose bits are set in `bitmap`.
+    fn approved(&self, approvers: &[Pubkey], bitmap: u8) -> Vec<&'static str> {
+        approvers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| bitmap & (1 << i) != 0)
+            .map(|(_, a)| self.of(a))
+            .collect()
+    }
+}
+
+/// Reads the chain once and describes the deal. A chain that cannot be read leaves the
+/// registered terms and the relayer's record, with the reason in `chain_problem`.
+pub async fn view(
+    chain: Option<&dyn Chain>,
+    offer: &Offer,
+    relayer: Option<Pubkey>,
+    cluster: ClusterView,
+) -> DealView {
+    let roles = Roles { offer, relayer };
+    let mut chain_problem = None;
+    let mut on_chain = None;
+    let mut chain_time = None;
+    let mut events = Vec::new();
+    if let Some(chain) = chain {
+        match read(chain, offer, &roles).await {
+            Ok((state, time, history)) => {
+                on_chain = Some(state);
+                chain_time = Some(time);
+                events = history;
+            }
+            Err(e) => chain_problem = Some(e.to_string()),
+        }
+    }
+    let escrow = on_chain.as_ref().and_then(|c| c.escrow.as_ref());
+    let policy = escrow
+        .map(Policy::from_escrow)
+        .or_else(|| Policy::from_offer(offer));
+    let tokens = amounts(on_chain.as_ref().and_then(|c| c.decimals));
+    let actions = ActionKind::ALL
+        .into_iter()
+        .map(|kind| ActionView {
+            kind: kind.as_str(),
+            label: kind.label(),
+            href: format!("/api/actions/{}/{}", kind.as_str(), offer.id),
+            closed: match &chain_problem {
+                Some(problem) => Some(problem.clone()),
+                None => blinks::closed(kind, on_chain.as_ref(), policy.is_some()),
+            },
+        })
+        .collect();
+    let escrow_state = escrow.map(|e| escrow_view(e, &roles, &tokens));
+    let state_text = state_text(offer, escrow_state.as_ref(), &events);
+    DealView {
+        offer: offer.id,
+        escrow: offer.escrow.to_string(),
+        buyer: offer.buyer.to_string(),
+        seller: offer.seller.to_string(),
+        mint: offer.mint.to_string(),
+        amount: offer.amount.to_string(),
+        amount_text: tokens(offer.amount),
+        carrier: offer.carrier.clone(),
+        shipment: offer.status.as_str(),
+        settlement: offer.settlement.map(|s| s.as_str()),
+        policy: policy.map(|p| PolicyView {
+            approvers: p
+                .approvers
+                .iter()
+                .map(|a| Approver {
+                    address: a.to_string(),
+                    role: roles.of(a),
+                })
+                .collect(),
+            threshold: p.threshold,
+            timelock_secs: p.timelock_secs,
+            refund_after: p.refund_after,
+            text: format!(
+                "Released to the seller once {} of these {} approve, after a {} dispute window; \
+                 refundable to the buyer after {}.",
+                p.threshold,
+                p.approvers.len(),
+                human_duration(p.timelock_secs),
+                human_time(p.refund_after)
+            ),
+        }),
+        state_text,
+        escrow_state,
+        chain_time,
+        events,
+        actions,
+        chain_problem,
+        cluster,
+    }
+}
+
+async fn read(
+    chain: &dyn Chain,
+    offer: &Offer,
+    roles: &Roles<'_>,
+) -> Result<(OnChain, i64, Vec<ChainEvent>), ActionError> {
+    let on_chain = blinks::read_chain(chain, offer).await?;
+    let tokens = amounts(on_chain.decimals);
+    let time = chain.unix_time().await?;
+    // The offer's deal: the one it is bound to, or the open one that matches it (read_chain
+    // refused any other), or the closed one the watchtower would bind it to.
+    let deal = match offer
+        .deal_slot
+        .or_else(|| on_chain.escrow.as_ref().map(|e| e.created_slot))
+    {
+        Some(slot) => Some(slot),
+        None => crate::deal::first_matching(chain, offer).await?,
+    };
+    let mut events = Vec::new();
+    if let Some(slot) = deal {
+        let txs = chain.transactions(&offer.escrow, HISTORY).await?;
+        for tx in txs.iter().rev().filter(|tx| tx.succeeded()) {
+            for bytes in escrow::event_log::emitted_by_program(&tx.logs) {
+                if let Some((escrow, created_slot, kind, text)) = describe(&bytes, roles, &tokens) {
+                    if escrow == offer.escrow && created_slot == slot {
+                        events.push(ChainEvent {
+                            kind,
+                            text,
+                            signature: tx.signature.to_string(),
+                            slot: tx.slot,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok((on_chain, time, events))
+}
+
+fn state_text(offer: &Offer, escrow: Option<&EscrowView>, events: &[ChainEvent]) -> String {
+    let ended = events
+        .iter()
+        .rev()
+        .find(|e| matches!(e.kind, "released" | "refunded" | "cancelled"))
+        .map(|e| e.kind)
+        .or(offer.settlement.map(|s| s.as_str()));
+    let Some(e) = escrow else {
+        return match ended {
+            Some("released") => "Released: the seller has been paid.".into(),
+            Some("refunded") => "Refunded: the payment went back to the buyer.".into(),
+            Some(_) => "Cancelled: the buyer closed the escrow before paying into it.".into(),
+            None => "Not funded yet: the buyer pays into the escrow from their wallet.".into(),
+        };
+    };
+    if e.status == "awaiting_deposit" {
+        return "The escrow is open but holds nothing yet: the buyer's deposit is next.".into();
+    }
+    let mut text = format!("Funded: {} held in the escrow.", e.received_text);
+    match (e.scheduled, e.eta) {
+        (Some(outcome), Some(eta)) => {
+            let to = if outcome == "release" {
+                "to the seller"
+            } else {
+                "back to the buyer"
+            };
+            text.push_str(&format!(
+                " The {outcome} {to} is scheduled: it can be paid out after {} unless the buyer \
+                 or the seller disputes it.",
+                human_time(eta)
+            ));
+        }
+        _ if e.release_approved_by.is_empty() => {
+            text.push_str(" No one has approved the release yet.")
+        }
+        _ => text.push_str(&format!(
+            " The release is approved by the {}.",
+            e.release_approved_by.join(" and the ")
+        )),
+    }
+    text
+}
+
+/// Writes amounts in tokens when the mint's decimals are known.
+fn amounts(decimals: Option<u8>) -> impl Fn(u64) -> String {
+    move |units| match decimals {
+        Some(d) => format!("{} tokens", client::ui_amount(units, d)),
+        None => format!("{units} base units"),
+    }
+}
+
+fn escrow_view(e: &Escrow, roles: &Roles<'_>, tokens: &dyn Fn(u64) -> String) -> EscrowView {
+    let funded = e.status() == EscrowStatus::Funded;
+    let parties = [(1u8, "buyer"), (2, "seller")];
+    EscrowView {
+        status: if funded { "funded" } else { "awaiting_deposit" },
+        received_text: tokens(e.received),
+        release_approved_by: roles.approved(e.approvers(), e.approvals(Outcome::Release)),
+        refund_approved_by: roles.approved(e.approvers(), e.approvals(Outcome::Refund)),
+        scheduled: e.scheduled().map(outcome),
+        eta: e.scheduled().map(|_| e.eta),
+        refund_after: e.refund_after,
+        disputed_by: parties
+            .iter()
+            .filter(|(bit, _)| e.disputes & bit != 0)
+            .map(|(_, who)| *who)
+            .collect(),
+        created_slot: e.created_slot,
+    }
+}
+
+fn outcome(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Release => "release",
+        Outcome::Refund => "refund",
+    }
+}
+
+fn party(p: Party) -> &'static str {
+    match p {
+        Party::Buyer => "buyer",
+        Party::Seller => "seller",
+    }
+}
+
+/// One event's deal, kind and sentence; `None` for bytes that are no event of this program.
+fn describe(
+    bytes: &[u8],
+    roles: &Roles<'_>,
+    units: &dyn Fn(u64) -> String,
+) -> Option<(Pubkey, u64, &'static str, String)> {
+    fn parse<T: AnchorDeserialize>(mut body: &[u8]) -> Option<T> {
+        let event = T::deserialize(&mut body).ok()?;
+        body.is_empty().then_some(event)
+    }
+    let (discriminator, body) = bytes.split_at_checked(8)?;
+    Some(match discriminator {
+        d if d == Created::DISCRIMINATOR => {
+            let e: Created = parse(body)?;
+            let text = format!(
+                "The buyer opened the escrow: {} of {} approvers, a {} dispute window",
+                e.threshold,
+                e.approvers.len(),
+                human_duration(e.timelock_secs)
+            );
+            (e.escrow, e.created_slot, "created", text)
+        }
+        d if d == Deposited::DISCRIMINATOR => {
+            let e: Deposited = parse(body)?;
+            let text = format!("Funded: {} locked in the vault", units(e.received));
+            (e.escrow, e.created_slot, "funded", text)
+        }
+        d if d == Approved::DISCRIMINATOR => {
+            let e: Approved = parse(body)?;
+            let text = format!(
+                "The {} approved the {} ({} of {})",
+                roles.of(&e.approver),
+                outcome(e.outcome),
+                e.approvals,
+                e.threshold
+            );
+            (e.escrow, e.created_slot, "approved", text)
+        }
+        d if d == Revoked::DISCRIMINATOR => {
+            let e: Revoked = parse(body)?;
+            let text = format!(
+                "The {} withdrew their approval of the {}",
+                roles.of(&e.approver),
+                outcome(e.outcome)
+            );
+            (e.escrow, e.created_slot, "revoked", text)
+        }
+        d if d == Scheduled::DISCRIMINATOR => {
+            let e: Scheduled = parse(body)?;
+            let text = format!(
+                "The {} is scheduled: due after {} unless disputed",
+                outcome(e.outcome),
+                human_time(e.eta)
+            );
+            (e.escrow, e.created_slot, "scheduled", text)
+        }
+        d if d == Disputed::DISCRIMINATOR => {
+            let e: Disputed = parse(body)?;
+            let text = format!(
+                "The {} disputed the scheduled {}; refundable to the buyer after {}",
+                party(e.by),
+                outcome(e.cancelled),
+                human_time(e.refund_after)
+            );
+            (e.escrow, e.created_slot, "disputed", text)
+        }
+        d if d == Released::DISCRIMINATOR => {
+            let e: Released = parse(body)?;
+            let text = format!("Released: {} paid to the seller", units(e.amount));
+            (e.escrow, e.created_slot, "released", text)
+        }
+        d if d == Refunded::DISCRIMINATOR => {
+            let e: Refunded = parse(body)?;
+            let why = match e.reason {
+                RefundReason::Approved => "approved by the approvers",
+                RefundReason::SellerWaived => "the seller gave it back",
+                RefundReason::DeadlinePassed => "the refund deadline passed",
+            };
+            let text = format!(
+                "Refunded: {} returned to the buyer ({why})",
+                units(e.amount)
+            );
+            (e.escrow, e.created_slot, "refunded", text)
+        }
+        d if d == Cancelled::DISCRIMINATOR => {
+            let e: Cancelled = parse(body)?;
+            let text = "The buyer cancelled the escrow before any deposit".to_owned();
+            (e.escrow, e.created_slot, "cancelled", text)
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClusterView;
+
+    #[test]
+    fn each_cluster_gets_its_wallet_chain_and_explorer() {
+        let cases = [
+            (None, "solana:localnet", None),
+            (
+                Some("mainnet-beta"),
+                "solana:mainnet",
+                Some("https://explorer.solana.com/tx/{signature}"),
+            ),
+            (
+                Some("devnet"),
+                "solana:devnet",
+                Some("https://explorer.solana.com/tx/{signature}?cluster=devnet"),
+            ),
+            (
+                Some("localnet"),
+                "solana:localnet",
+                Some("https://explorer.solana.com/tx/{signature}?cluster=custom&customUrl=http%3A%2F%2F127%2E0%2E0%2E1%3A8899"),
+            ),
+            (
+                Some("https://rpc.example.com/?key=a&b"),
+                "solana:localnet",
+                Some("https://explorer.solana.com/tx/{signature}?cluster=custom&customUrl=https%3A%2F%2Frpc%2Eexample%2Ecom%2F%3Fkey%3Da%26b"),
+            ),
+        ];
+        for (cluster, chain, explorer) in cases {
+            let view = ClusterView::for_cluster(cluster);
+            assert_eq!(view.wallet_chain, chain, "{cluster:?}");
+            assert_eq!(view.explorer_tx.as_deref(), explorer, "{cluster:?}");
+        }
+    }
+}

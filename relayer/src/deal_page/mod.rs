@@ -6,17 +6,16 @@
 //! chain shows anyway. Never the tracking number. The events are read as the watchtower reads
 //! them (`escrow::event_log`): successful transactions only, lines this program wrote, and only
 //! for the deal the offer is bound to, never a later deal at the same address.
-use anchor_lang::{prelude::Pubkey, AnchorDeserialize, Discriminator};
-use escrow::{
-    client,
-    events::{
-        Approved, Cancelled, Created, Deposited, Disputed, Refunded, Released, Revoked, Scheduled,
-    },
-    Escrow, EscrowStatus, Outcome, Party, RefundReason,
-};
+mod cluster;
+mod events;
+
+use anchor_lang::prelude::Pubkey;
+use escrow::{client, Escrow, EscrowStatus, Outcome};
 use serde::Serialize;
 use uuid::Uuid;
 
+pub use self::cluster::ClusterView;
+use self::events::{describe, outcome};
 use crate::{
     blinks::{self, human_duration, human_time, ActionError, ActionKind, OnChain, Policy},
     chain::Chain,
@@ -106,59 +105,14 @@ pub struct ActionView {
     pub closed: Option<String>,
 }
 
-#[derive(Clone, Serialize)]
-pub struct ClusterView {
-    /// The Wallet Standard chain the page asks wallets to send on (`solana:devnet`, ...).
-    pub wallet_chain: String,
-    /// An explorer's transaction page, `{signature}` to be replaced; `None` for a chain no
-    /// explorer can show (the in-process one).
-    pub explorer_tx: Option<String>,
-}
-
-impl ClusterView {
-    /// From `CLUSTER`: a moniker or an RPC URL. `None`: the in-process chain.
-    pub fn for_cluster(cluster: Option<&str>) -> Self {
-        const EXPLORER: &str = "https://explorer.solana.com/tx/{signature}";
-        let (wallet_chain, explorer_tx) = match cluster {
-            None => ("solana:localnet", None),
-            Some("mainnet-beta" | "mainnet") => ("solana:mainnet", Some(EXPLORER.to_owned())),
-            Some(c @ ("devnet" | "testnet")) => (
-                if c == "devnet" {
-                    "solana:devnet"
-                } else {
-                    "solana:testnet"
-                },
-                Some(format!("{EXPLORER}?cluster={c}")),
-            ),
-            Some(other) => {
-                let url = if other == "localnet" {
-                    "http://127.0.0.1:8899"
-                } else {
-                    other
-                };
-                let encoded =
-                    percent_encoding::utf8_percent_encode(url, percent_encoding::NON_ALPHANUMERIC);
-                (
-                    "solana:localnet",
-                    Some(format!("{EXPLORER}?cluster=custom&customUrl={encoded}")),
-                )
-            }
-        };
-        Self {
-            wallet_chain: wallet_chain.to_owned(),
-            explorer_tx,
-        }
-    }
-}
-
 /// Names an address of the deal by its part in it.
-struct Roles<'a> {
+pub(crate) struct Roles<'a> {
     offer: &'a Offer,
     relayer: Option<Pubkey>,
 }
 
 impl Roles<'_> {
-    fn of(&self, address: &Pubkey) -> &'static str {
+    pub(crate) fn of(&self, address: &Pubkey) -> &'static str {
         if *address == self.offer.buyer {
             "buyer"
         } else if *address == self.offer.seller {
@@ -371,149 +325,5 @@ fn escrow_view(e: &Escrow, roles: &Roles<'_>, tokens: &dyn Fn(u64) -> String) ->
             .map(|(_, who)| *who)
             .collect(),
         created_slot: e.created_slot,
-    }
-}
-
-fn outcome(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Release => "release",
-        Outcome::Refund => "refund",
-    }
-}
-
-fn party(p: Party) -> &'static str {
-    match p {
-        Party::Buyer => "buyer",
-        Party::Seller => "seller",
-    }
-}
-
-/// One event's deal, kind and sentence; `None` for bytes that are no event of this program.
-fn describe(
-    bytes: &[u8],
-    roles: &Roles<'_>,
-    units: &dyn Fn(u64) -> String,
-) -> Option<(Pubkey, u64, &'static str, String)> {
-    fn parse<T: AnchorDeserialize>(mut body: &[u8]) -> Option<T> {
-        let event = T::deserialize(&mut body).ok()?;
-        body.is_empty().then_some(event)
-    }
-    let (discriminator, body) = bytes.split_at_checked(8)?;
-    Some(match discriminator {
-        d if d == Created::DISCRIMINATOR => {
-            let e: Created = parse(body)?;
-            let text = format!(
-                "The buyer opened the escrow: {} of {} approvers, a {} dispute window",
-                e.threshold,
-                e.approvers.len(),
-                human_duration(e.timelock_secs)
-            );
-            (e.escrow, e.created_slot, "created", text)
-        }
-        d if d == Deposited::DISCRIMINATOR => {
-            let e: Deposited = parse(body)?;
-            let text = format!("Funded: {} locked in the vault", units(e.received));
-            (e.escrow, e.created_slot, "funded", text)
-        }
-        d if d == Approved::DISCRIMINATOR => {
-            let e: Approved = parse(body)?;
-            let text = format!(
-                "The {} approved the {} ({} of {})",
-                roles.of(&e.approver),
-                outcome(e.outcome),
-                e.approvals,
-                e.threshold
-            );
-            (e.escrow, e.created_slot, "approved", text)
-        }
-        d if d == Revoked::DISCRIMINATOR => {
-            let e: Revoked = parse(body)?;
-            let text = format!(
-                "The {} withdrew their approval of the {}",
-                roles.of(&e.approver),
-                outcome(e.outcome)
-            );
-            (e.escrow, e.created_slot, "revoked", text)
-        }
-        d if d == Scheduled::DISCRIMINATOR => {
-            let e: Scheduled = parse(body)?;
-            let text = format!(
-                "The {} is scheduled: due after {} unless disputed",
-                outcome(e.outcome),
-                human_time(e.eta)
-            );
-            (e.escrow, e.created_slot, "scheduled", text)
-        }
-        d if d == Disputed::DISCRIMINATOR => {
-            let e: Disputed = parse(body)?;
-            let text = format!(
-                "The {} disputed the scheduled {}; refundable to the buyer after {}",
-                party(e.by),
-                outcome(e.cancelled),
-                human_time(e.refund_after)
-            );
-            (e.escrow, e.created_slot, "disputed", text)
-        }
-        d if d == Released::DISCRIMINATOR => {
-            let e: Released = parse(body)?;
-            let text = format!("Released: {} paid to the seller", units(e.amount));
-            (e.escrow, e.created_slot, "released", text)
-        }
-        d if d == Refunded::DISCRIMINATOR => {
-            let e: Refunded = parse(body)?;
-            let why = match e.reason {
-                RefundReason::Approved => "approved by the approvers",
-                RefundReason::SellerWaived => "the seller gave it back",
-                RefundReason::DeadlinePassed => "the refund deadline passed",
-            };
-            let text = format!(
-                "Refunded: {} returned to the buyer ({why})",
-                units(e.amount)
-            );
-            (e.escrow, e.created_slot, "refunded", text)
-        }
-        d if d == Cancelled::DISCRIMINATOR => {
-            let e: Cancelled = parse(body)?;
-            let text = "The buyer cancelled the escrow before any deposit".to_owned();
-            (e.escrow, e.created_slot, "cancelled", text)
-        }
-        _ => return None,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ClusterView;
-
-    #[test]
-    fn each_cluster_gets_its_wallet_chain_and_explorer() {
-        let cases = [
-            (None, "solana:localnet", None),
-            (
-                Some("mainnet-beta"),
-                "solana:mainnet",
-                Some("https://explorer.solana.com/tx/{signature}"),
-            ),
-            (
-                Some("devnet"),
-                "solana:devnet",
-                Some("https://explorer.solana.com/tx/{signature}?cluster=devnet"),
-            ),
-            (
-                Some("localnet"),
-                "solana:localnet",
-                Some("https://explorer.solana.com/tx/{signature}?cluster=custom&customUrl=http%3A%2F%2F127%2E0%2E0%2E1%3A8899"),
-            ),
-            (
-                Some("https://rpc.example.com/?key=a&b"),
-                "solana:localnet",
-                Some("https://explorer.solana.com/tx/{signature}?cluster=custom&customUrl=https%3A%2F%2Frpc%2Eexample%2Ecom%2F%3Fkey%3Da%26b"),
-            ),
-        ];
-        for (cluster, chain, explorer) in cases {
-            let view = ClusterView::for_cluster(cluster);
-            assert_eq!(view.wallet_chain, chain, "{cluster:?}");
-            assert_eq!(view.explorer_tx.as_deref(), explorer, "{cluster:?}");
-        }
     }
 }

@@ -16,7 +16,8 @@
 # revision too (its relayer and bench built from a worktree), in the same run, one after the other
 # on the same Postgres and validator: before/after.
 # BENCH_SECTIONS (default "ingest soak queue pipeline") picks what runs; each section writes
-# bench/results/<section>.md with its machine and date, and bench/RESULTS.md is made of them all
+# bench/results/<section>.md with its machine and date (beside it, <section>.notes.md holds what
+# the figures mean, written by hand), and bench/RESULTS.md is made of them all
 # (with results/program.md, the program-size levers measured by build-program.sh and cu-report).
 # Nothing here is a test: figures only. Takes ~25 minutes with the default soak.
 set -euo pipefail
@@ -236,6 +237,8 @@ fi
   echo "Written by \`scripts/bench.sh\`; each section says the machine and day it was measured on."
   for section in ingest soak queue pipeline program; do
     [ -f "bench/results/$section.md" ] && { echo; cat "bench/results/$section.md"; }
+    # What the figures mean, written by hand, kept across runs.
+    [ -f "bench/results/$section.notes.md" ] && { echo; cat "bench/results/$section.notes.md"; }
   done
 } >"$out"
 echo

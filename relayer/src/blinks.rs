@@ -275,7 +275,7 @@ pub fn closed(kind: ActionKind, on_chain: Option<&OnChain>, has_policy: bool) ->
     }
 }
 
-const NO_TERMS: &str =
+pub const NO_TERMS: &str =
     "this offer was registered without deal terms, so there is no escrow to create; ask the seller";
 
 /// The transaction `account` asked for, unsigned, with its fee payer set to `account`, and a

@@ -13,7 +13,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::{
-    chain::{Chain, ChainError},
+    chain::{Chain, ChainError, ChainTx},
     domain::offer::{Offer, OnChainTerms, Settlement},
     offers,
 };
@@ -65,14 +65,19 @@ impl Ending {
 /// transaction first. Failed transactions are skipped (their changes were rolled back), and
 /// lines other programs wrote are not the program's events (`escrow::event_log`).
 async fn genuine_events(chain: &dyn Chain, escrow: &Pubkey) -> Result<Vec<DealEvent>, ChainError> {
-    Ok(chain
-        .transactions(escrow, HISTORY_WINDOW)
-        .await?
-        .iter()
+    Ok(genuine(
+        &chain.transactions(escrow, HISTORY_WINDOW).await?,
+        escrow,
+    ))
+}
+
+/// `genuine_events` of transactions already read.
+pub fn genuine(txs: &[ChainTx], escrow: &Pubkey) -> Vec<DealEvent> {
+    txs.iter()
         .filter(|tx| tx.succeeded())
         .flat_map(|tx| escrow::event_log::deal_events(&tx.logs))
         .filter(|e| e.deal().0 == *escrow)
-        .collect())
+        .collect()
 }
 
 /// How the deal created at `created_slot` ended, if its ending is in the escrow's recent history.
@@ -97,18 +102,20 @@ pub async fn ending(
 /// The oldest deal in the escrow's recent history whose creation matches the offer: the one it
 /// was registered for, when the relayer never saw it open.
 pub async fn first_matching(chain: &dyn Chain, offer: &Offer) -> Result<Option<u64>, ChainError> {
-    Ok(genuine_events(chain, &offer.escrow)
-        .await?
-        .iter()
-        .rev()
-        .find_map(|e| match e {
-            DealEvent::Created(created)
-                if offer.check_deal(&OnChainTerms::from(created)).is_ok() =>
-            {
-                Some(created.created_slot)
-            }
-            _ => None,
-        }))
+    Ok(first_matching_in(
+        &genuine_events(chain, &offer.escrow).await?,
+        offer,
+    ))
+}
+
+/// `first_matching` among events already read (newest first).
+pub fn first_matching_in(events: &[DealEvent], offer: &Offer) -> Option<u64> {
+    events.iter().rev().find_map(|e| match e {
+        DealEvent::Created(created) if offer.check_deal(&OnChainTerms::from(created)).is_ok() => {
+            Some(created.created_slot)
+        }
+        _ => None,
+    })
 }
 
 /// Records what the watchtower learnt of a closed bound deal: its settlement (once), or, for a

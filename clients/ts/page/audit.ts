@@ -76,7 +76,7 @@ function parse(text: string): Json {
       }
       return JSON.parse(text.slice(start, ++i)) as string;
     }
-    const m = /^(?:true|false|null|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/.exec(text.slice(i));
+    const m = /^(?:true|false|null|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?)/.exec(text.slice(i));
     if (!m) throw new SyntaxError(`unexpected ${JSON.stringify(c)}`);
     i += m[0].length;
     if (m[0] === "true" || m[0] === "false") return m[0] === "true";
@@ -104,9 +104,12 @@ function canonical(v: Json): string {
   if (typeof v === "string") return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
   if ("num" in v) {
-    // Integers print as written; serde_json would rewrite a fraction or an exponent.
-    if (!/^-?\d+$/.test(v.num)) throw new Unsupported(`the number ${v.num}`);
-    return /^-0+$/.test(v.num) ? "0" : v.num;
+    // Integers in i64 or u64 print as written; serde_json rewrites anything else (a fraction,
+    // an exponent, -0, a larger integer) as a float, which this page does not reproduce.
+    const n = /^-?\d+$/.test(v.num) ? BigInt(v.num) : null;
+    const fits = n !== null && n >= -(2n ** 63n) && n < 2n ** 64n && v.num !== "-0";
+    if (!fits) throw new Unsupported(`the number ${v.num}`);
+    return v.num;
   }
   // A repeated key keeps its last value, as serde_json's map does.
   const fields = new Map<string, Json>(v.obj);
@@ -172,7 +175,7 @@ export async function checkpointSigned(c: Checkpoint): Promise<boolean> {
 }
 
 export type Verdict =
-  | { ok: true; entries: number; signed: boolean; checkpoint?: Checkpoint; unsigned: number }
+  | { ok: true; entries: number; checkpoint: Checkpoint | null }
   | { ok: false; problem: string };
 
 /** Pages of the whole log read at most, from the deal's first entry: beyond, the CLI's job. */
@@ -180,17 +183,19 @@ const MAX_PAGES = 20;
 const PAGE = 1000;
 
 /**
- * Walks the log from the deal's first entry to the newest checkpoint (or its own last entry,
- * whichever is later), recomputing each hash and link, and checks the checkpoint's head and
- * signature. `fetchPage(after)` returns the entries with `seq > after`, in order.
+ * Walks the log from the deal's first entry to `checkpoint` (the first to cover the deal's last
+ * entry) or, without one, to the deal's last entry: every hash and link recomputed, the deal's
+ * own copies compared field by field, none of its entries left out; then the checkpoint's head
+ * and signature. `fetchPage(after)` returns the entries with `seq > after`, in order.
  */
 export async function verifyDeal(
+  offer: string,
   own: Entry[],
   checkpoint: Checkpoint | null,
   fetchPage: (after: number) => Promise<Entry[]>,
 ): Promise<Verdict> {
   try {
-    return await walk(own, checkpoint, fetchPage);
+    return await walk(offer, own, checkpoint, fetchPage);
   } catch (e) {
     if (e instanceof Unsupported) {
       return { ok: false, problem: `this page cannot check ${e.message}; run relayer audit verify` };
@@ -199,7 +204,12 @@ export async function verifyDeal(
   }
 }
 
+/** An entry's every field, to compare the deal's copy with the log's. */
+const fields = (e: Entry) =>
+  JSON.stringify([e.seq, e.at, e.kind, e.offer_id, e.payload, e.prev_hash, e.hash]);
+
 async function walk(
+  offer: string,
   own: Entry[],
   checkpoint: Checkpoint | null,
   fetchPage: (after: number) => Promise<Entry[]>,
@@ -208,7 +218,7 @@ async function walk(
   const first = own[0].seq;
   const last = own[own.length - 1].seq;
   const until = Math.max(last, checkpoint?.tree_size ?? 0);
-  const mine = new Map(own.map((e) => [e.seq, e.hash]));
+  const mine = new Map(own.map((e) => [e.seq, fields(e)]));
   let prev = own[0].prev_hash;
   let seq = first - 1;
   let head: string | undefined;
@@ -224,8 +234,11 @@ async function walk(
       if ((await entryHash(e)) !== e.hash) {
         return { ok: false, problem: `entry ${e.seq} does not match its hash: it was changed` };
       }
-      if (mine.has(e.seq) && mine.get(e.seq) !== e.hash) {
+      if (mine.has(e.seq) && mine.get(e.seq) !== fields(e)) {
         return { ok: false, problem: `entry ${e.seq} differs from the deal's copy` };
+      }
+      if (e.offer_id === offer && !mine.has(e.seq)) {
+        return { ok: false, problem: `the relayer's list of this deal's entries leaves out entry ${e.seq}` };
       }
       mine.delete(e.seq);
       if (e.seq === checkpoint?.tree_size) head = e.hash;
@@ -236,7 +249,7 @@ async function walk(
   }
   if (mine.size > 0) return { ok: false, problem: "some of the deal's entries are not in the log" };
   if (!checkpoint || checkpoint.tree_size < first) {
-    return { ok: true, entries: own.length, signed: false, unsigned: own.length };
+    return { ok: true, entries: own.length, checkpoint: null };
   }
   if (head !== checkpoint.head_hash) {
     return { ok: false, problem: `the signed checkpoint's head is not entry ${checkpoint.tree_size}` };
@@ -244,6 +257,5 @@ async function walk(
   if (!(await checkpointSigned(checkpoint))) {
     return { ok: false, problem: "the checkpoint's signature does not verify" };
   }
-  const unsigned = own.filter((e) => e.seq > checkpoint.tree_size).length;
-  return { ok: true, entries: own.length, signed: true, checkpoint, unsigned };
+  return { ok: true, entries: own.length, checkpoint };
 }

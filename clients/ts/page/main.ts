@@ -6,8 +6,9 @@ import { verifyDeal, type Checkpoint, type Entry } from "./audit";
 import { byId, el, renderAudit, renderCountdown, renderState, type DealView } from "./view";
 import { startWallet, updateWallet } from "./wallet";
 
-/** How often the page re-reads the deal. */
-const REFRESH_MS = 4000;
+/** How often the page re-reads the deal, and the longest wait after failures. */
+const REFRESH_MS = 10_000;
+const MAX_BACKOFF_MS = 60_000;
 
 async function getJson<T>(path: string): Promise<T | null> {
   const response = await fetch(path, { headers: { accept: "application/json" } });
@@ -18,31 +19,42 @@ async function getJson<T>(path: string): Promise<T | null> {
 
 let view: DealView | null = null;
 let fetchedAt = 0;
-/** The entries and checkpoint last checked: checked again only when either moves. */
+/** The entries last checked: checked again only when they change. */
 let checked = "";
 
-async function checkRecord(deal: DealView, entries: Entry[], checkpoint: Checkpoint | null): Promise<void> {
-  const verdict = await verifyDeal(entries, checkpoint, async (after) =>
+function report(text: string, cls: string): void {
+  byId("verify").replaceChildren(el("span", { class: cls }, text));
+}
+
+/** Checks the deal's record; true when the answer is final (no checkpoint yet is not). */
+async function checkRecord(deal: DealView, entries: Entry[]): Promise<boolean> {
+  const last = entries.at(-1)?.seq ?? 0;
+  const checkpoint = await getJson<Checkpoint | null>(`/v1/audit/checkpoints/covering/${last}`);
+  const verdict = await verifyDeal(deal.offer, entries, checkpoint, async (after) =>
     (await getJson<Entry[]>(`/v1/audit/entries?after=${after}&limit=1000`)) ?? [],
   );
-  const node = byId("verify");
   if (!verdict.ok) {
-    node.replaceChildren(el("span", { class: "failed" }, `Check failed: ${verdict.problem}.`));
-    return;
+    report(`Check failed: ${verdict.problem}.`, "failed");
+    return true;
   }
-  const parts = [`All ${verdict.entries} of this deal's entries match their hashes and the chain of the log.`];
-  if (verdict.signed && verdict.checkpoint) {
-    const signer = verdict.checkpoint.signer;
-    const approver = deal.policy?.approvers.find((a) => a.address === signer);
-    parts.push(
-      `The log up to entry ${verdict.checkpoint.tree_size} is signed by ${signer}` +
-        (approver ? `, the key this escrow lists as its ${approver.role}.` : ", which is not one of this escrow's approvers."),
+  const matched = `All ${verdict.entries} of this deal's entries match their hashes and the chain of the log.`;
+  if (!verdict.checkpoint) {
+    report(`${matched} No signed checkpoint covers them yet; the relayer signs one periodically.`, "verified");
+    return false;
+  }
+  const { signer, tree_size } = verdict.checkpoint;
+  const approver = deal.policy?.approvers.find((a) => a.address === signer);
+  if (!approver) {
+    // A valid signature by a key this deal never named proves nothing about this relayer.
+    report(
+      `${matched} But the checkpoint is signed by ${signer}, which is not one of this escrow's ` +
+        "approvers: check the log with relayer audit verify and the relayer's published key.",
+      "failed",
     );
-    if (verdict.unsigned) parts.push(`${verdict.unsigned} newer entries are not yet under a signed checkpoint.`);
-  } else {
-    parts.push("No signed checkpoint covers them yet; the relayer signs one periodically.");
+    return true;
   }
-  node.replaceChildren(el("span", { class: "verified" }, parts.join(" ")));
+  report(`${matched} The log up to entry ${tree_size} is signed by ${signer}, the key this escrow lists as its ${approver.role}.`, "verified");
+  return true;
 }
 
 async function refresh(): Promise<void> {
@@ -55,22 +67,31 @@ async function refresh(): Promise<void> {
   updateWallet(view);
   const entries = (await getJson<Entry[]>(`/v1/audit/offers/${encodeURIComponent(offer)}`)) ?? [];
   renderAudit(view, entries);
-  const checkpoint = await getJson<Checkpoint>("/v1/audit/checkpoints/latest");
-  const key = `${entries.at(-1)?.seq ?? 0}/${checkpoint?.tree_size ?? 0}`;
-  if (key !== checked) {
-    checked = key;
-    await checkRecord(view, entries, checkpoint);
+  const key = `${entries.at(-1)?.seq ?? 0}`;
+  if (key === checked) return;
+  try {
+    if (await checkRecord(view, entries)) checked = key;
+  } catch (e) {
+    report(`Could not check the record just now (${(e as Error).message}); trying again.`, "warn");
   }
 }
 
-function loop(): void {
-  refresh()
-    .catch((e: Error) => {
-      byId("state").textContent = `Could not refresh (${e.message}); retrying.`;
-    })
-    .finally(() => setTimeout(loop, REFRESH_MS));
+function loop(wait: number): void {
+  setTimeout(() => {
+    refresh()
+      .then(() => {
+        byId("refresh").textContent = "";
+        loop(REFRESH_MS);
+      })
+      .catch((e: Error) => {
+        byId("refresh").textContent = `Could not refresh (${e.message}); retrying.`;
+        loop(Math.min(wait * 2, MAX_BACKOFF_MS));
+      });
+  }, wait);
 }
 
 startWallet(() => void refresh());
 setInterval(() => view && renderCountdown(view, fetchedAt), 1000);
-loop();
+refresh()
+  .then(() => loop(REFRESH_MS))
+  .catch(() => loop(REFRESH_MS * 2));

@@ -45,6 +45,8 @@ export function txLink(view: DealView, signature: string): HTMLElement {
 export function renderState(view: DealView): void {
   byId("state").textContent = view.state_text;
   byId("shipment").textContent = view.shipment.replaceAll("_", " ");
+  // Without the chain's word, the events already shown stay: they happened.
+  if (view.chain_problem) return;
   const events = byId("chain-events");
   const items = view.events.map((e) =>
     el("li", { "data-kind": e.kind }, `${e.text} · `, txLink(view, e.signature)),

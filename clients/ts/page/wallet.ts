@@ -53,7 +53,7 @@ async function act(action: DealView["actions"][number]): Promise<void> {
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ account: account.address }),
   });
-  const body = (await response.json()) as { transaction?: string; message?: string };
+  const body = (await response.json().catch(() => ({}))) as { transaction?: string; message?: string };
   if (!response.ok || !body.transaction) {
     say(`${action.label} refused: ${body.message ?? `HTTP ${response.status}`}`, "refused");
     return;

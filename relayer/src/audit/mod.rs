@@ -218,10 +218,14 @@ pub async fn checkpoints(pool: &PgPool) -> sqlx::Result<Vec<Checkpoint>> {
         .await
 }
 
-pub async fn latest_checkpoint(pool: &PgPool) -> sqlx::Result<Option<Checkpoint>> {
-    sqlx::query_as("SELECT * FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1")
-        .fetch_optional(pool)
-        .await
+/// The first checkpoint of a log holding at least `seq` entries.
+pub async fn checkpoint_covering(pool: &PgPool, seq: i64) -> sqlx::Result<Option<Checkpoint>> {
+    sqlx::query_as(
+        "SELECT * FROM audit_checkpoints WHERE tree_size >= $1 ORDER BY tree_size LIMIT 1",
+    )
+    .bind(seq)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Records a new relayer key in the log when `signer` is not the key of the last checkpoint, so

@@ -50,6 +50,8 @@ pub struct HttpConfig {
     pub tls: Option<crate::tls::TlsConfig>,
     /// `PAGE_SCRIPT`: the deal page's built script; `None`: the page is served without it.
     pub page_script: Option<std::path::PathBuf>,
+    /// `EXPLORER_TX_URL`: the deal page's transaction links, `{signature}` replaced.
+    pub explorer_tx_url: Option<String>,
 }
 
 /// What an operator token must be: HS256 with the secrets, this issuer and audience, a `jti`,
@@ -186,6 +188,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             public_url: self.public_url()?,
             tls: self.tls()?,
             page_script: self.optional("PAGE_SCRIPT").map(Into::into),
+            explorer_tx_url: self.explorer_tx_url()?,
         })
     }
 
@@ -372,6 +375,22 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 problem: "is not set, but TLS_KEY_FILE is".into(),
             }),
         }
+    }
+
+    fn explorer_tx_url(&self) -> Result<Option<String>, ConfigError> {
+        let Some(url) = self.optional("EXPLORER_TX_URL") else {
+            return Ok(None);
+        };
+        if !url.starts_with("https://") || !url.contains("{signature}") {
+            return Err(ConfigError {
+                var: "EXPLORER_TX_URL",
+                problem: format!(
+                    "must be an https URL with {{signature}} in it, like \
+                     https://explorer.solana.com/tx/{{signature}}?cluster=devnet, got {url:?}"
+                ),
+            });
+        }
+        Ok(Some(url))
     }
 
     fn public_url(&self) -> Result<Option<String>, ConfigError> {

@@ -59,6 +59,8 @@ fn every_bad_value_names_its_variable() {
         ("HTTP_HEADER_TIMEOUT_SECS", "0"),
         ("METRICS_BIND_ADDR", "nowhere"),
         ("ACCESS_JWT_MAX_TTL_SECS", "5"),
+        ("EXPLORER_TX_URL", "https://explorer.solana.com/tx/"),
+        ("EXPLORER_TX_URL", "javascript:alert(1)//{signature}"),
     ] {
         let e = with(&[(var, value)]).unwrap_err();
         assert_eq!(e.var, var, "{var}={value}: {e}");

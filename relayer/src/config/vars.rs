@@ -52,6 +52,7 @@ pub const VARS: &[Var] = &[
     var("METRICS_BIND_ADDR", None, "serve /metrics on this address of its own, without authentication (e.g. 127.0.0.1:9100 for Prometheus); unset: /metrics needs an operator token"),
     var("PUBLIC_URL", None, "the relayer's public base URL, e.g. https://escrow.example.com, for links in Solana Actions (unset: http://<the address it listens on>; never the Host header)"),
     var("PAGE_SCRIPT", None, "the deal page's script, built by scripts/page.sh (clients/ts/dist/deal.js): timeline, audit check and wallet button at /deals/{offer}; unset: the page shows the deal without them"),
+    var("EXPLORER_TX_URL", None, "the deal page's link for a transaction, {signature} replaced, e.g. https://explorer.solana.com/tx/{signature}?cluster=custom&customUrl=… for a private cluster (unset: Solana Explorer for mainnet, devnet and testnet, told apart by their genesis hash; no link on other chains)"),
     var("WORKERS", Some("2"), "job workers in this process"),
     var("JOB_CLAIM_BATCH", Some("8"), "jobs a worker claims in one statement (1-64); it runs them one after another, renewing the waiting ones' leases"),
     var("JOB_MAX_ATTEMPTS", Some("8"), "attempts before a job is dead"),

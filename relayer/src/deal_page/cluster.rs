@@ -1,47 +1,49 @@
 //! Which chain a wallet is asked to send on, and where its transactions are shown.
+//!
+//! Both follow from the chain's genesis hash, never from `CLUSTER`: that may be an RPC URL with
+//! a provider's key in it, which must not reach a public page, and which says nothing about the
+//! network behind it.
 use serde::Serialize;
 
-#[derive(Clone, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ClusterView {
     /// The Wallet Standard chain the page asks wallets to send on (`solana:devnet`, ...).
     pub wallet_chain: String,
     /// An explorer's transaction page, `{signature}` to be replaced; `None` for a chain no
-    /// explorer can show (the in-process one).
+    /// public explorer can show (a local one) unless `EXPLORER_TX_URL` names one.
     pub explorer_tx: Option<String>,
 }
 
+const EXPLORER: &str = "https://explorer.solana.com/tx/{signature}";
+
+/// The public clusters' genesis hashes, by their first 32 characters (CAIP-2's reference).
+const NETWORKS: [(&str, &str, &str); 3] = [
+    ("5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp", "solana:mainnet", ""),
+    (
+        "EtWTRABZaYq6iMfeYKouRu166VU2xqa1",
+        "solana:devnet",
+        "?cluster=devnet",
+    ),
+    (
+        "4uhcVJyU9pJkvQyS88uRDiswHXSCkY3z",
+        "solana:testnet",
+        "?cluster=testnet",
+    ),
+];
+
 impl ClusterView {
-    /// From `CLUSTER`: a moniker or an RPC URL. `None`: the in-process chain.
-    pub fn for_cluster(cluster: Option<&str>) -> Self {
-        const EXPLORER: &str = "https://explorer.solana.com/tx/{signature}";
-        let (wallet_chain, explorer_tx) = match cluster {
-            None => ("solana:localnet", None),
-            Some("mainnet-beta" | "mainnet") => ("solana:mainnet", Some(EXPLORER.to_owned())),
-            Some(c @ ("devnet" | "testnet")) => (
-                if c == "devnet" {
-                    "solana:devnet"
-                } else {
-                    "solana:testnet"
-                },
-                Some(format!("{EXPLORER}?cluster={c}")),
-            ),
-            Some(other) => {
-                let url = if other == "localnet" {
-                    "http://127.0.0.1:8899"
-                } else {
-                    other
-                };
-                let encoded =
-                    percent_encoding::utf8_percent_encode(url, percent_encoding::NON_ALPHANUMERIC);
-                (
-                    "solana:localnet",
-                    Some(format!("{EXPLORER}?cluster=custom&customUrl={encoded}")),
-                )
-            }
-        };
+    /// `blockchain_id`: `solana:<genesis hash prefix>` of the chain, when it could be read;
+    /// `explorer`: `EXPLORER_TX_URL`, which wins when set.
+    pub fn new(blockchain_id: Option<&str>, explorer: Option<&str>) -> Self {
+        let reference = blockchain_id.and_then(|id| id.strip_prefix("solana:"));
+        let known = NETWORKS.iter().find(|(hash, ..)| Some(*hash) == reference);
         Self {
-            wallet_chain: wallet_chain.to_owned(),
-            explorer_tx,
+            wallet_chain: known
+                .map_or("solana:localnet", |(_, chain, _)| chain)
+                .to_owned(),
+            explorer_tx: explorer
+                .map(str::to_owned)
+                .or_else(|| known.map(|(_, _, query)| format!("{EXPLORER}{query}"))),
         }
     }
 }
@@ -51,34 +53,29 @@ mod tests {
     use super::ClusterView;
 
     #[test]
-    fn each_cluster_gets_its_wallet_chain_and_explorer() {
-        let cases = [
-            (None, "solana:localnet", None),
-            (
-                Some("mainnet-beta"),
-                "solana:mainnet",
-                Some("https://explorer.solana.com/tx/{signature}"),
-            ),
-            (
-                Some("devnet"),
-                "solana:devnet",
-                Some("https://explorer.solana.com/tx/{signature}?cluster=devnet"),
-            ),
-            (
-                Some("localnet"),
-                "solana:localnet",
-                Some("https://explorer.solana.com/tx/{signature}?cluster=custom&customUrl=http%3A%2F%2F127%2E0%2E0%2E1%3A8899"),
-            ),
-            (
-                Some("https://rpc.example.com/?key=a&b"),
-                "solana:localnet",
-                Some("https://explorer.solana.com/tx/{signature}?cluster=custom&customUrl=https%3A%2F%2Frpc%2Eexample%2Ecom%2F%3Fkey%3Da%26b"),
-            ),
-        ];
-        for (cluster, chain, explorer) in cases {
-            let view = ClusterView::for_cluster(cluster);
-            assert_eq!(view.wallet_chain, chain, "{cluster:?}");
-            assert_eq!(view.explorer_tx.as_deref(), explorer, "{cluster:?}");
+    fn the_genesis_hash_names_the_wallet_chain_and_the_explorer() {
+        let view = |id, explorer| ClusterView::new(id, explorer);
+        let explorer = |q: &str| Some(format!("https://explorer.solana.com/tx/{{signature}}{q}"));
+        let mainnet = view(Some("solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"), None);
+        assert_eq!(mainnet.wallet_chain, "solana:mainnet");
+        assert_eq!(mainnet.explorer_tx, explorer(""));
+        let devnet = view(Some("solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"), None);
+        assert_eq!(
+            (devnet.wallet_chain.as_str(), devnet.explorer_tx),
+            ("solana:devnet", explorer("?cluster=devnet"))
+        );
+        let testnet = view(Some("solana:4uhcVJyU9pJkvQyS88uRDiswHXSCkY3z"), None);
+        assert_eq!(testnet.explorer_tx, explorer("?cluster=testnet"));
+        // A local validator or the in-process chain: no public explorer shows them.
+        for id in [Some("solana:GH7ome3EiwEr7tu9JuTh2dpYWBJK3z69"), None] {
+            let local = view(id, None);
+            assert_eq!(local.wallet_chain, "solana:localnet");
+            assert_eq!(local.explorer_tx, None);
         }
+        let own = view(None, Some("https://explorer.example/tx/{signature}"));
+        assert_eq!(
+            own.explorer_tx.as_deref(),
+            Some("https://explorer.example/tx/{signature}")
+        );
     }
 }

@@ -17,7 +17,9 @@ use uuid::Uuid;
 pub use self::cluster::ClusterView;
 use self::events::{describe, outcome};
 use crate::{
-    blinks::{self, human_duration, human_time, ActionError, ActionKind, OnChain, Policy},
+    blinks::{
+        self, human_duration, human_time, ActionError, ActionKind, OnChain, Policy, NO_TERMS,
+    },
     chain::Chain,
     domain::offer::Offer,
 };
@@ -176,7 +178,11 @@ pub async fn view(
         })
         .collect();
     let escrow_state = escrow.map(|e| escrow_view(e, &roles, &tokens));
-    let state_text = state_text(offer, escrow_state.as_ref(), &events);
+    let state_text = match &chain_problem {
+        // The chain's word is missing: say so rather than guess from the relayer's record.
+        Some(problem) => sentence(problem),
+        None => state_text(offer, escrow_state.as_ref(), &events),
+    };
     DealView {
         offer: offer.id,
         escrow: offer.escrow.to_string(),
@@ -227,18 +233,17 @@ async fn read(
     let on_chain = blinks::read_chain(chain, offer).await?;
     let tokens = amounts(on_chain.decimals);
     let time = chain.unix_time().await?;
+    let txs = chain.transactions(&offer.escrow, HISTORY).await?;
     // The offer's deal: the one it is bound to, or the open one that matches it (read_chain
     // refused any other), or the closed one the watchtower would bind it to.
-    let deal = match offer
+    let deal = offer
         .deal_slot
         .or_else(|| on_chain.escrow.as_ref().map(|e| e.created_slot))
-    {
-        Some(slot) => Some(slot),
-        None => crate::deal::first_matching(chain, offer).await?,
-    };
+        .or_else(|| {
+            crate::deal::first_matching_in(&crate::deal::genuine(&txs, &offer.escrow), offer)
+        });
     let mut events = Vec::new();
     if let Some(slot) = deal {
-        let txs = chain.transactions(&offer.escrow, HISTORY).await?;
         for tx in txs.iter().rev().filter(|tx| tx.succeeded()) {
             for bytes in escrow::event_log::emitted_by_program(&tx.logs) {
                 if let Some((escrow, created_slot, kind, text)) = describe(&bytes, roles, &tokens) {
@@ -269,6 +274,7 @@ fn state_text(offer: &Offer, escrow: Option<&EscrowView>, events: &[ChainEvent])
             Some("released") => "Released: the seller has been paid.".into(),
             Some("refunded") => "Refunded: the payment went back to the buyer.".into(),
             Some(_) => "Cancelled: the buyer closed the escrow before paying into it.".into(),
+            None if offer.terms.is_none() => sentence(&format!("Not funded yet: {NO_TERMS}")),
             None => "Not funded yet: the buyer pays into the escrow from their wallet.".into(),
         };
     };
@@ -298,6 +304,13 @@ fn state_text(offer: &Offer, escrow: Option<&EscrowView>, events: &[ChainEvent])
         )),
     }
     text
+}
+
+/// "the chain is down" → "The chain is down."
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let first = chars.next().map(|c| c.to_uppercase().to_string());
+    format!("{}{}.", first.unwrap_or_default(), chars.as_str())
 }
 
 /// Writes amounts in tokens when the mint's decimals are known.

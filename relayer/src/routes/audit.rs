@@ -46,12 +46,14 @@ pub async fn checkpoints(State(app): State<AppState>) -> Result<Json<Vec<Checkpo
     Ok(Json(audit::checkpoints(&app.pool).await?))
 }
 
-/// The newest checkpoint, or `null` before the first is signed (not a 404: browsers log those
-/// as errors, and "none yet" is an answer).
-pub async fn latest_checkpoint(
+/// The first checkpoint whose log includes entry `seq`, or `null` while none does (not a 404:
+/// browsers log those as errors, and "not yet" is an answer). The deal page checks a deal's
+/// entries up to it, however long the log has grown since.
+pub async fn covering_checkpoint(
     State(app): State<AppState>,
+    Path(seq): Path<i64>,
 ) -> Result<Json<Option<Checkpoint>>, ApiError> {
-    Ok(Json(audit::latest_checkpoint(&app.pool).await?))
+    Ok(Json(audit::checkpoint_covering(&app.pool, seq).await?))
 }
 
 /// Opens an entry's `operator_commitment` (operators only): who it was, and the nonce that

@@ -105,7 +105,7 @@ async fn headers(State(app): State<AppState>, mut response: Response) -> Respons
 }
 
 /// CAIP-2 id of the configured chain: `solana:` and the first 32 characters of its genesis hash.
-async fn blockchain_id(app: &AppState) -> Option<String> {
+pub(crate) async fn blockchain_id(app: &AppState) -> Option<String> {
     let chain = app.chain.as_ref()?;
     app.blockchain_id
         .get_or_try_init(|| async {

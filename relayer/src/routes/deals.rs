@@ -57,12 +57,15 @@ async fn find(app: &AppState, id: &str) -> Result<Option<Offer>, ApiError> {
 }
 
 async fn deal_view(app: &AppState, offer: &Offer) -> DealView {
-    let cluster = app.config.chain.as_ref().map(|c| c.cluster.as_str());
+    let cluster = ClusterView::new(
+        crate::routes::blinks::blockchain_id(app).await.as_deref(),
+        app.config.http.explorer_tx_url.as_deref(),
+    );
     deal_page::view(
         app.chain.as_deref(),
         offer,
         app.config.relayer_address,
-        ClusterView::for_cluster(cluster),
+        cluster,
     )
     .await
 }
@@ -175,16 +178,10 @@ fn render(v: &DealView, with_script: bool) -> String {
     let _ = write!(
         m,
         "<section aria-labelledby=\"now-h\"><h2 id=\"now-h\">Now</h2>\
-         <p id=\"state\" aria-live=\"polite\">{}</p><p id=\"countdown\" aria-live=\"off\"></p>",
+         <p id=\"state\" aria-live=\"polite\">{}</p><p id=\"countdown\" aria-live=\"off\"></p>\
+         <p id=\"refresh\" class=\"warn\"></p>",
         e(&v.state_text)
     );
-    if let Some(problem) = &v.chain_problem {
-        let _ = write!(
-            m,
-            "<p class=\"warn\">The chain could not be read: {}</p>",
-            e(problem)
-        );
-    }
     m.push_str("</section>");
     let _ = write!(
         m,
@@ -218,9 +215,9 @@ fn render(v: &DealView, with_script: bool) -> String {
             }
             m.push_str("</ul>");
         }
-        None => m.push_str(
-            "<p>This offer was registered without its escrow's terms: the seller sets them up.</p>",
-        ),
+        None => {
+            let _ = write!(m, "<p>No escrow terms: {}.</p>", e(crate::blinks::NO_TERMS));
+        }
     }
     m.push_str("</section>");
     m.push_str(

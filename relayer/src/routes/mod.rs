@@ -49,8 +49,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/offers/{id}", get(audit::of_offer))
         .route("/v1/audit/checkpoints", get(audit::checkpoints))
         .route(
-            "/v1/audit/checkpoints/latest",
-            get(audit::latest_checkpoint),
+            "/v1/audit/checkpoints/covering/{seq}",
+            get(audit::covering_checkpoint),
         )
         .layer(middleware::from_fn_with_state(state.clone(), per_ip_audit));
     let https = http.tls.is_some();

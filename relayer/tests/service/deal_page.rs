@@ -18,7 +18,8 @@ use solana_signer::Signer;
 use solana_transaction::Transaction;
 use uuid::Uuid;
 
-const HOSTILE_CARRIER: &str = "<img src=x onerror=alert(1)>\"'&";
+/// Markup, quotes, an ampersand and a non-ASCII letter, within a carrier's 32 bytes.
+const HOSTILE_CARRIER: &str = "<b onclick=alert(1)>ü\"'&</b>";
 const TRACKING_NUMBER: &str = "1ZSECRET0000000001";
 
 async fn text(m: &Market, path: &str) -> (StatusCode, reqwest::header::HeaderMap, String) {
@@ -43,10 +44,10 @@ async fn the_page_states_the_deal_escaped_under_a_strict_policy_and_hides_the_tr
     assert!(policy.contains("default-src 'none'"), "{policy}");
     assert!(!policy.contains("unsafe-inline"), "{policy}");
     assert!(
-        html.contains("&lt;img src=x onerror=alert(1)&gt;&quot;&#39;&amp;"),
+        html.contains("&lt;b onclick=alert(1)&gt;ü&quot;&#39;&amp;&lt;/b&gt;"),
         "the carrier is escaped"
     );
-    assert!(!html.contains("<img src=x"), "no markup from a party");
+    assert!(!html.contains("<b onclick"), "no markup from a party");
     assert!(!html.contains(TRACKING_NUMBER));
     assert!(html.contains(&m.world.seller.pubkey().to_string()));
     assert!(
@@ -95,12 +96,22 @@ async fn the_page_states_the_deal_escaped_under_a_strict_policy_and_hides_the_tr
         let (status, _, _) = m.get(&format!("/api/deals/{id}")).await;
         assert_eq!(status, 404);
     }
-    let (status, _, checkpoint) = m.get("/v1/audit/checkpoints/latest").await;
+    let (status, _, checkpoint) = m.get("/v1/audit/checkpoints/covering/1").await;
     assert_eq!(
         (status.as_u16(), checkpoint),
         (200, Value::Null),
         "none signed yet"
     );
+
+    // An offer registered without the escrow's terms cannot be funded from the page.
+    let (bare, _) = m.register_offer("ups", "1ZNOTERMS", None).await;
+    let (_, _, html) = text(&m, &format!("/deals/{bare}")).await;
+    assert!(
+        html.contains("Not funded yet: this offer was registered without deal terms"),
+        "{html}"
+    );
+    let (_, _, view) = m.get(&format!("/api/deals/{bare}")).await;
+    assert_eq!(view["actions"][0]["closed"], relayer::blinks::NO_TERMS);
     m.app.stop().await;
 }
 
@@ -239,7 +250,14 @@ async fn a_buyer_pays_and_the_seller_approves_from_the_page_in_a_real_browser() 
         ]),
     };
     let sign_url = keyring(ring).await;
-    let (offer, _) = m.register_shipment("ups", TRACKING_NUMBER).await;
+    let (offer, _) = m.register_shipment(HOSTILE_CARRIER, TRACKING_NUMBER).await;
+    let shipped = json!({
+        "event_id": "evt-page-1", "tracking_number": TRACKING_NUMBER, "carrier": HOSTILE_CARRIER,
+        "status": "in_transit", "occurred_at": "2026-01-01T00:00:00Z",
+    });
+    assert_eq!(m.app.webhook(&shipped.to_string()).await.0, 200);
+    let (_, _, audit) = m.get(&format!("/v1/audit/offers/{offer}")).await;
+    assert!(!audit.to_string().contains(TRACKING_NUMBER), "{audit}");
     let page = DealPage {
         browser: &b,
         market: &m,
@@ -254,8 +272,10 @@ async fn a_buyer_pays_and_the_seller_approves_from_the_page_in_a_real_browser() 
         buyer,
         json!([
             { "text": "#state", "has": "Not funded yet" },
-            { "screenshot": "1-before-paying" },
+            { "text": "#audit-events", "has": format!("The carrier ({HOSTILE_CARRIER}) reported: in transit") },
+            { "text": "#shipment", "has": "in transit" },
             { "absent": TRACKING_NUMBER },
+            { "screenshot": "1-before-paying" },
             { "connect": true },
             { "click": "Fund escrow" },
             { "text": "#wallet-status", "has": "Fund escrow: sent" },
@@ -338,7 +358,7 @@ async fn a_buyer_pays_and_the_seller_approves_from_the_page_in_a_real_browser() 
     // Someone edits the offer's first entry behind the append-only trigger: the page says so.
     for statement in [
         "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only",
-        "UPDATE audit_log SET payload = replace(payload, '\"ups\"', '\"dhl\"') \
+        "UPDATE audit_log SET payload = replace(payload, '\"amount\":1000000', '\"amount\":1') \
          WHERE seq = (SELECT min(seq) FROM audit_log WHERE kind = 'offer_registered')",
     ] {
         sqlx::query(statement).execute(&m.app.pool).await.unwrap();

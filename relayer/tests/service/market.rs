@@ -71,17 +71,33 @@ impl Market {
     }
 
     pub async fn register_shipment(&self, carrier: &str, tracking_number: &str) -> (Uuid, Value) {
+        self.register_offer(carrier, tracking_number, Some(self.terms()))
+            .await
+    }
+
+    /// Registers an offer; without `terms` it names an escrow address where no deal exists.
+    pub async fn register_offer(
+        &self,
+        carrier: &str,
+        tracking_number: &str,
+        terms: Option<Value>,
+    ) -> (Uuid, Value) {
         let w = &self.world;
+        let mut body = json!({
+            "buyer": w.buyer.pubkey().to_string(), "seller": w.seller.pubkey().to_string(),
+            "mint": w.mint.to_string(), "amount": AMOUNT,
+            "tracking_number": tracking_number, "carrier": carrier,
+        });
+        match terms {
+            Some(terms) => body["terms"] = terms,
+            None => body["escrow"] = json!(Pubkey::new_unique().to_string()),
+        }
         let resp = self
             .app
             .http
             .post(self.app.url("/v1/offers"))
             .bearer_auth(self.app.token())
-            .json(&json!({
-                "buyer": w.buyer.pubkey().to_string(), "seller": w.seller.pubkey().to_string(),
-                "mint": w.mint.to_string(), "amount": AMOUNT,
-                "tracking_number": tracking_number, "carrier": carrier, "terms": self.terms(),
-            }))
+            .json(&body)
             .send()
             .await
             .unwrap();

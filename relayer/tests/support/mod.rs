@@ -119,6 +119,7 @@ pub fn config(database_url: &str) -> Config {
             public_url: None,
             tls: None,
             page_script: None,
+            explorer_tx_url: None,
         },
         secrets: Secrets {
             tracking: vec![

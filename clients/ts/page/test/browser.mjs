@@ -55,6 +55,7 @@ function registerTestWallet({ name, address, chain }) {
           Promise.all(
             inputs.map(async (input) => {
               if (input.account.address !== address) throw new Error("not this wallet's account");
+              if (input.chain !== chain) throw new Error(`this wallet is on ${chain}, not ${input.chain}`);
               const signature = await window.testWalletSignAndSend(Array.from(input.transaction));
               return { signature: new Uint8Array(signature) };
             }),
@@ -78,6 +79,10 @@ try {
     if (m.type() === "error" && !allowed(m.text())) problems.push(`console: ${m.text()}`);
   });
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("dialog", (d) => {
+    problems.push(`a dialog opened: ${d.message()}`);
+    void d.dismiss();
+  });
   page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
   if (plan.wallet) {
     await page.exposeFunction("testWalletSignAndSend", async (bytes) => {

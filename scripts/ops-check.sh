@@ -161,7 +161,8 @@ caddyfile_valid() {
 
 # The Caddyfile run for real on loopback (the public site as plain HTTP on a free port, the onion
 # site on its :8081) in front of a stand-in relayer that answers every path: the onion site
-# forwards the Actions and the public audit log and nothing else; /metrics is absent from both.
+# forwards the Actions, the deal page and the public audit log and nothing else; /metrics is
+# absent from both; the deal page's own Content-Security-Policy reaches the browser unchanged.
 caddy_routes() {
   local site upstream caddy_pid stub_pid status path failures=0
   site=$(free_port)
@@ -170,7 +171,10 @@ caddy_routes() {
 import http.server, sys
 class H(http.server.BaseHTTPRequestHandler):
     def answer(self):
-        self.send_response(200); self.end_headers(); self.wfile.write(b"relayer")
+        self.send_response(200)
+        if self.path.startswith("/deals/"):
+            self.send_header("Content-Security-Policy", "script-src https://page.example")
+        self.end_headers(); self.wfile.write(b"relayer")
     do_GET = do_POST = answer
     def log_message(self, *a): pass
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()' "$upstream" &
@@ -193,7 +197,8 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
     fi
   }
   for path in /actions.json /actions/icon.svg /api/actions/fund/x /v1/audit/entries \
-    /v1/audit/offers/x /v1/audit/checkpoints; do
+    /v1/audit/offers/x /v1/audit/checkpoints /v1/audit/checkpoints/covering/1 /deals/x \
+    /deals/assets/deal.js /api/deals/x; do
     expect 200 "http://127.0.0.1:8081$path"
   done
   expect 200 "http://127.0.0.1:8081/api/actions/fund/x" POST
@@ -205,6 +210,13 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
   expect 200 "http://127.0.0.1:$site/v1/offers/x"
   curl -s -D - -o /dev/null "http://127.0.0.1:8081/nothing" | grep -qi '^x-content-type-options: nosniff' ||
     { echo "the onion site's own answers lack the security headers"; failures=$((failures + 1)); }
+  for url in "http://127.0.0.1:$site/deals/x" "http://127.0.0.1:8081/deals/x"; do
+    policies=$(curl -s -D - -o /dev/null "$url" | grep -i '^content-security-policy:' | tr -d '\r')
+    [ "$policies" = "Content-Security-Policy: script-src https://page.example" ] ||
+      { echo "$url: the deal page's policy did not arrive alone: $policies"; failures=$((failures + 1)); }
+  done
+  curl -s -D - -o /dev/null "http://127.0.0.1:$site/v1/offers/x" | grep -qi "^content-security-policy: default-src 'none'; frame-ancestors 'none'" ||
+    { echo "an answer without a policy of its own lacks Caddy's"; failures=$((failures + 1)); }
   kill "$caddy_pid" "$stub_pid"
   wait "$caddy_pid" "$stub_pid" 2>/dev/null || true
   [ "$failures" = 0 ] || { cat "$work/caddy.log"; return 1; }

@@ -116,7 +116,7 @@ impl Policy {
 
     /// "2 of buyer, seller, arbiter 4vJ9…, then a 1 h dispute window; refundable to the buyer
     /// after 2026-12-03 10:00 UTC".
-    fn summary(&self, offer: &Offer) -> String {
+    pub fn summary(&self, offer: &Offer) -> String {
         let names: Vec<String> = self
             .approvers
             .iter()

@@ -315,7 +315,7 @@ pub async fn shutdown_on_signal(token: CancellationToken) {
 }
 
 /// `PAGE_SCRIPT`, read once: a path that cannot be read stops start-up, naming the fix.
-fn page_script(config: &Config) -> anyhow::Result<Option<Arc<[u8]>>> {
+fn page_script(config: &Config) -> anyhow::Result<Option<axum::body::Bytes>> {
     let Some(path) = &config.http.page_script else {
         return Ok(None);
     };

@@ -32,7 +32,7 @@ pub struct AppState {
     /// Where verified tracking events are stored (group commit).
     pub ingest: Ingest,
     /// The deal page's script (`PAGE_SCRIPT`), read at start-up.
-    pub page_script: Option<Arc<[u8]>>,
+    pub page_script: Option<axum::body::Bytes>,
 }
 
 impl AppState {
@@ -58,7 +58,7 @@ impl AppState {
         config: Config,
         metrics: Metrics,
         public_url: String,
-        page_script: Option<Arc<[u8]>>,
+        page_script: Option<axum::body::Bytes>,
     ) -> Self {
         let secrets = config.secrets.clone();
         let shipengine = config

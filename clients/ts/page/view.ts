@@ -76,14 +76,17 @@ export function renderCountdown(view: DealView, fetchedAt: number): void {
   node.textContent = `Dispute window: ${parts.join(" ")} left before the ${scheduled} can be paid out.`;
 }
 
-/** An audit entry in plain words. */
-function entryText(e: Entry): string {
-  let p: Record<string, unknown> = {};
+/** An audit entry's payload as fields; none when it is not a JSON object. */
+function payloadOf(e: Entry): Record<string, unknown> {
   try {
-    p = JSON.parse(e.payload) as Record<string, unknown>;
+    return (JSON.parse(e.payload) as Record<string, unknown>) ?? {};
   } catch {
-    /* shown by kind alone */
+    return {};
   }
+}
+
+/** An audit entry in plain words. */
+function entryText(e: Entry, p: Record<string, unknown>): string {
   const s = (k: string) => String(p[k] ?? "");
   const action = s("action").replaceAll("_", " ");
   switch (e.kind) {
@@ -114,14 +117,10 @@ function entryText(e: Entry): string {
 
 export function renderAudit(view: DealView, entries: Entry[]): void {
   const items = entries.map((e) => {
-    const text = entryText(e);
+    const payload = payloadOf(e);
+    const text = entryText(e, payload);
     const at = new Date(e.at).toISOString().replace("T", " ").slice(0, 19) + " UTC";
-    let signature = "";
-    try {
-      signature = String((JSON.parse(e.payload) as Record<string, unknown>).signature ?? "");
-    } catch {
-      /* no transaction */
-    }
+    const signature = String(payload.signature ?? "");
     const li = el("li", { "data-kind": e.kind, "data-seq": String(e.seq) }, `${at}: ${text}`);
     if (signature) li.append(" · ", txLink(view, signature));
     return li;

@@ -17,9 +17,7 @@ use uuid::Uuid;
 pub use self::cluster::ClusterView;
 use self::events::{describe, outcome};
 use crate::{
-    blinks::{
-        self, human_duration, human_time, ActionError, ActionKind, OnChain, Policy, NO_TERMS,
-    },
+    blinks::{self, human_time, ActionError, ActionKind, OnChain, Policy, NO_TERMS},
     chain::Chain,
     domain::offer::Offer,
 };
@@ -206,14 +204,7 @@ pub async fn view(
             threshold: p.threshold,
             timelock_secs: p.timelock_secs,
             refund_after: p.refund_after,
-            text: format!(
-                "Released to the seller once {} of these {} approve, after a {} dispute window; \
-                 refundable to the buyer after {}.",
-                p.threshold,
-                p.approvers.len(),
-                human_duration(p.timelock_secs),
-                human_time(p.refund_after)
-            ),
+            text: p.summary(offer),
         }),
         state_text,
         escrow_state,

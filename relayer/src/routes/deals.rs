@@ -113,7 +113,7 @@ async fn script(State(app): State<AppState>) -> Response {
     match &app.page_script {
         Some(bytes) => (
             [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-            bytes.to_vec(),
+            bytes.clone(),
         )
             .into_response(),
         None => ApiError::not_found("the page script (PAGE_SCRIPT is not set)").into_response(),
